@@ -1,0 +1,170 @@
+//! Configuration loading and the settings sections every service shares.
+//!
+//! Sources, later ones winning: the TOML file named by `INTERLOCK_CONFIG`
+//! (optional), then environment variables `INTERLOCK_<SERVICE>__<SECTION>__<KEY>`,
+//! e.g. `INTERLOCK_AUTH__DATABASE__URL`. Each service validates its whole
+//! configuration at start and reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::jwt::{HttpJwks, JwtVerifier, VerifierOptions};
+use crate::peer::{PemFileBundle, TrustBundle, WorkloadApiBundle};
+
+/// Loads `T` for `service` (e.g. `"auth"`).
+pub fn load<T: DeserializeOwned>(service: &str) -> anyhow::Result<T> {
+    let mut builder = config::Config::builder();
+    if let Ok(path) = std::env::var("INTERLOCK_CONFIG") {
+        builder = builder.add_source(config::File::with_name(&path).required(true));
+    }
+    let prefix = format!("INTERLOCK_{}", service.to_ascii_uppercase());
+    builder = builder.add_source(
+        config::Environment::with_prefix(&prefix)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
+    );
+    let settings = builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| anyhow::anyhow!("configuration of {service}: {e}"))?;
+    Ok(settings)
+}
+
+/// Turns collected problems into one error listing all of them.
+pub fn problems_to_result(service: &str, problems: Vec<String>) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "configuration of {service} has {} problem(s):\n  - {}",
+            problems.len(),
+            problems.join("\n  - ")
+        )
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; loopback in the mesh, so only the sidecar can
+    /// reach the service.
+    pub listen: SocketAddr,
+}
+
+/// `[peer]`: where the trust bundle for peer checks comes from. Exactly one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// SPIFFE Workload API endpoint, e.g. `unix:///run/spire/agent.sock`.
+    pub workload_api_socket: Option<String>,
+    /// A PEM file of CA certificates (tests, or a static bundle).
+    pub bundle_pem_file: Option<PathBuf>,
+}
+
+impl PeerSettings {
+    pub fn check(&self, problems: &mut Vec<String>) {
+        if self.workload_api_socket.is_some() == self.bundle_pem_file.is_some() {
+            problems.push("peer: set exactly one of workload_api_socket or bundle_pem_file".into());
+        }
+    }
+
+    /// Opens the configured bundle source.
+    pub async fn bundle(&self, trust_domain: &str) -> anyhow::Result<Arc<dyn TrustBundle>> {
+        match (&self.workload_api_socket, &self.bundle_pem_file) {
+            (Some(socket), None) => Ok(Arc::new(
+                WorkloadApiBundle::connect(socket, trust_domain)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            )),
+            (None, Some(path)) => Ok(Arc::new(
+                PemFileBundle::load(path).map_err(anyhow::Error::msg)?,
+            )),
+            _ => anyhow::bail!("peer: set exactly one of workload_api_socket or bundle_pem_file"),
+        }
+    }
+}
+
+/// `[jwt]`: how a service verifies access tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// auth's JWKS, e.g. `http://127.0.0.1:7000/.well-known/jwks.json`
+    /// (through the service's egress sidecar in the mesh).
+    pub jwks_url: String,
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    #[serde(default = "default_min_refresh")]
+    pub min_refresh_secs: u64,
+    #[serde(default = "default_max_age")]
+    pub max_age_secs: u64,
+}
+
+/// The `iss` auth writes and services expect by default.
+pub fn default_issuer() -> String {
+    "interlock-auth".into()
+}
+
+/// The `aud` auth writes and services expect by default.
+pub fn default_audience() -> String {
+    "interlock".into()
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+fn default_min_refresh() -> u64 {
+    10
+}
+
+fn default_max_age() -> u64 {
+    300
+}
+
+impl JwtSettings {
+    pub fn check(&self, problems: &mut Vec<String>) {
+        if !(self.jwks_url.starts_with("http://") || self.jwks_url.starts_with("https://")) {
+            problems.push("jwt.jwks_url: must be an http(s) URL".into());
+        }
+        if self.issuer.is_empty() {
+            problems.push("jwt.issuer: must not be empty".into());
+        }
+        if self.audience.is_empty() {
+            problems.push("jwt.audience: must not be empty".into());
+        }
+    }
+
+    pub fn verifier_options(&self) -> VerifierOptions {
+        VerifierOptions {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            leeway: Duration::from_secs(self.leeway_secs),
+            min_refresh_interval: Duration::from_secs(self.min_refresh_secs),
+            max_age: Duration::from_secs(self.max_age_secs),
+        }
+    }
+
+    /// A verifier that fetches the JWKS over HTTP.
+    pub fn verifier(&self) -> anyhow::Result<Arc<JwtVerifier>> {
+        let source = HttpJwks::new(&self.jwks_url, Duration::from_secs(5)).map_err(anyhow::Error::msg)?;
+        Ok(Arc::new(JwtVerifier::new(Arc::new(source), self.verifier_options())))
+    }
+}
+
+/// An outbound peer: the URL a service calls another module at.
+pub fn check_url(field: &str, url: &str, problems: &mut Vec<String>) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        problems.push(format!("{field}: must be an http(s) URL"));
+    }
+}

@@ -1,0 +1,85 @@
+//! Hand-written `Debug` for messages that carry passwords or tokens: the
+//! secret fields print as `<redacted>` so no log line can contain them.
+
+use std::fmt;
+
+use crate::auth::v1::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair};
+use crate::notifications::v1::RegisterDeviceRequest;
+
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterRequest")
+            .field("login", &self.login)
+            .field("email", &self.email)
+            .field("password", &REDACTED)
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .finish()
+    }
+}
+
+impl fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("login_or_email", &self.login_or_email)
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field("refresh_token", &REDACTED)
+            .finish()
+    }
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &REDACTED)
+            .field("access_token_expires_at", &self.access_token_expires_at)
+            .field("refresh_token", &REDACTED)
+            .field("refresh_token_expires_at", &self.refresh_token_expires_at)
+            .field("token_type", &self.token_type)
+            .field("session_id", &self.session_id)
+            .field("user_id", &self.user_id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RegisterDeviceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterDeviceRequest")
+            .field("fcm_token", &REDACTED)
+            .field("platform", &self.platform)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A logged login request shows who tried, never the password.
+    #[test]
+    fn debug_of_secret_messages_hides_secrets() {
+        let login = LoginRequest {
+            login_or_email: "alice".into(),
+            password: "hunter2-secret".into(),
+        };
+        let pair = TokenPair {
+            access_token: "eyJ.access".into(),
+            refresh_token: "refresh-secret".into(),
+            ..Default::default()
+        };
+        let printed = format!("{login:?} {pair:?}");
+        assert!(printed.contains("alice"));
+        for secret in ["hunter2-secret", "eyJ.access", "refresh-secret"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+    }
+}
