@@ -34,3 +34,11 @@ pub mod telemetry;
 pub mod validate;
 
 pub use error::ApiError;
+
+/// A protobuf timestamp from a chrono one.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}

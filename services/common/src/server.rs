@@ -87,3 +87,33 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+/// What every service builds the same way before serving: its database
+/// (migrated), its guard and its bound listener.
+pub struct Base {
+    pub pool: sqlx::PgPool,
+    pub guard: Guard,
+    pub listener: TcpListener,
+}
+
+impl Base {
+    /// Connects and migrates, opens the trust bundle, binds the listener.
+    pub async fn prepare(
+        server: &crate::settings::ServerSettings,
+        database: &crate::db::DatabaseSettings,
+        migrator: &sqlx::migrate::Migrator,
+        peer: &crate::settings::PeerSettings,
+        jwt: Option<std::sync::Arc<crate::jwt::JwtVerifier>>,
+    ) -> anyhow::Result<Self> {
+        let pool = crate::db::connect(database, migrator).await?;
+        let guard = crate::guard::from_settings(peer, jwt).await?;
+        let listener = TcpListener::bind(server.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {}: {e}", server.listen))?;
+        Ok(Self {
+            pool,
+            guard,
+            listener,
+        })
+    }
+}

@@ -221,7 +221,7 @@ mod tests {
         key: KeyPair,
     }
 
-    fn ca(name: &str) -> Ca {
+    fn new_ca(name: &str) -> Ca {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec![]).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -259,7 +259,7 @@ mod tests {
     /// A current SVID from our CA yields its SPIFFE ID (twice: cache hit).
     #[test]
     fn trusted_svid_yields_its_spiffe_id() {
-        let ca = ca("root");
+        let ca = new_ca("root");
         let v = verifier(&ca);
         let id = "spiffe://interlock.local/svc/users";
         let header = encode(&svid(&ca, id, (-60, 600)), None, id);
@@ -270,8 +270,8 @@ mod tests {
     /// Each way a peer can fail to prove itself is refused.
     #[test]
     fn unprovable_peers_are_refused() {
-        let ca = ca("root");
-        let other = ca("other");
+        let ca = new_ca("root");
+        let other = new_ca("other");
         let v = verifier(&ca);
         let id = "spiffe://interlock.local/svc/users";
         assert_eq!(v.verify(None, now()), Err(PeerError::Missing));
@@ -294,7 +294,7 @@ mod tests {
     /// A cached SVID stops being accepted once it expires.
     #[test]
     fn cached_svid_expires_on_time() {
-        let ca = ca("root");
+        let ca = new_ca("root");
         let v = verifier(&ca);
         let id = "spiffe://interlock.local/svc/auth";
         let header = encode(&svid(&ca, id, (-60, 30)), None, id);
@@ -305,7 +305,7 @@ mod tests {
     /// An SVID issued by an intermediate chains through the forwarded Chain.
     #[test]
     fn svid_from_an_intermediate_chains_to_the_root() {
-        let root = ca("root");
+        let root = new_ca("root");
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec![]).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

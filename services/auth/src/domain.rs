@@ -1,0 +1,142 @@
+//! Validated values of auth's requests. Parsing is the only way to build
+//! them, so a handler that holds one knows it is valid.
+
+use interlock_common::{ApiError, validate};
+use secrecy::SecretString;
+
+/// A login name: 3-32 of `[a-z0-9._-]`, starting with a letter; lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login(String);
+
+impl Login {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let v = raw.trim().to_ascii_lowercase();
+        if !(3..=32).contains(&v.len()) {
+            return Err(ApiError::invalid(field, "must be 3 to 32 characters"));
+        }
+        if !v.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(ApiError::invalid(field, "must start with a letter"));
+        }
+        if !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)) {
+            return Err(ApiError::invalid(field, "may contain only letters, digits, '.', '_' and '-'"));
+        }
+        Ok(Self(v))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address (pragmatic check: one '@', a dotted domain, no spaces);
+/// lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let v = raw.trim().to_ascii_lowercase();
+        if v.is_empty() {
+            return Err(ApiError::invalid(field, "is required"));
+        }
+        if v.len() > 254 {
+            return Err(ApiError::invalid(field, "must be at most 254 characters"));
+        }
+        let valid = match v.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            None => false,
+        };
+        if !valid {
+            return Err(ApiError::invalid(field, "must be an email address like name@example.com"));
+        }
+        Ok(Self(v))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new password: 8 to 128 characters. Wrapped so it cannot be printed.
+pub struct NewPassword(pub SecretString);
+
+impl NewPassword {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let n = raw.chars().count();
+        if n < 8 {
+            return Err(ApiError::invalid(field, "must be at least 8 characters"));
+        }
+        if n > 128 {
+            return Err(ApiError::invalid(field, "must be at most 128 characters"));
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+}
+
+/// A registration request, fully validated.
+pub struct Registration {
+    pub login: Login,
+    pub email: Email,
+    pub password: NewPassword,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl Registration {
+    pub fn parse(req: &interlock_proto::auth::v1::RegisterRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            login: Login::parse("login", &req.login)?,
+            email: Email::parse("email", &req.email)?,
+            password: NewPassword::parse("password", &req.password)?,
+            first_name: validate::text("first_name", &req.first_name, 1, 100)?,
+            last_name: validate::text("last_name", &req.last_name, 1, 100)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(r: Result<impl Sized, ApiError>) -> String {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Logins are normalised to lowercase and checked character by character.
+    #[test]
+    fn login_rules() {
+        assert_eq!(Login::parse("login", " Alice.B ").unwrap().as_str(), "alice.b");
+        assert_eq!(err(Login::parse("login", "ab")), "login: must be 3 to 32 characters");
+        assert_eq!(err(Login::parse("login", "1abc")), "login: must start with a letter");
+        assert!(err(Login::parse("login", "ali ce")).contains("may contain only"));
+    }
+
+    /// Emails need a local part and a dotted domain.
+    #[test]
+    fn email_rules() {
+        assert_eq!(Email::parse("email", "Ada@Example.COM").unwrap().as_str(), "ada@example.com");
+        for bad in ["ada", "@example.com", "ada@example", "ada@.com", "a b@example.com", "a@b@c.com"] {
+            assert!(err(Email::parse("email", bad)).starts_with("email:"), "{bad}");
+        }
+        assert_eq!(err(Email::parse("email", "")), "email: is required");
+    }
+
+    /// Passwords have length limits and are never printable.
+    #[test]
+    fn password_rules() {
+        assert_eq!(err(NewPassword::parse("password", "short")), "password: must be at least 8 characters");
+        assert!(NewPassword::parse("password", &"x".repeat(129)).is_err());
+        let p = NewPassword::parse("password", "correct horse").unwrap();
+        assert!(!format!("{:?}", p.0).contains("correct"));
+    }
+}

@@ -1,0 +1,74 @@
+//! auth's failures and their gRPC statuses.
+
+use std::time::Duration;
+
+use interlock_common::ApiError;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Wrong login or password; which one is never said.
+    #[error("invalid login or password")]
+    InvalidCredentials,
+    /// Too many failed logins for the account or the client address.
+    #[error("too many failed logins, retry in {} s", .retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
+    /// The refresh token is unknown, expired, or its session has ended.
+    #[error("refresh token is not valid")]
+    InvalidRefreshToken,
+    /// A used refresh token came back: the session is revoked.
+    #[error("refresh token was already used; the session has been revoked")]
+    RefreshTokenReuse,
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Api(ApiError::Database(e))
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidCredentials
+            | AuthError::InvalidRefreshToken
+            | AuthError::RefreshTokenReuse => Status::new(Code::Unauthenticated, err.to_string()),
+            AuthError::Throttled { retry_after } => {
+                let mut status = Status::resource_exhausted(err.to_string());
+                let secs = retry_after.as_secs().max(1).to_string();
+                if let Ok(v) = secs.parse() {
+                    status.metadata_mut().insert("retry-after", v);
+                }
+                status
+            }
+            AuthError::Api(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Throttling says when to come back, in the message and in metadata.
+    #[test]
+    fn throttled_carries_a_retry_hint() {
+        let status = Status::from(AuthError::Throttled {
+            retry_after: Duration::from_secs(42),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "too many failed logins, retry in 42 s");
+        assert_eq!(status.metadata().get("retry-after").unwrap(), "42");
+    }
+
+    /// Credential failures all look the same to the client.
+    #[test]
+    fn credential_failures_are_unauthenticated() {
+        for e in [AuthError::InvalidCredentials, AuthError::RefreshTokenReuse] {
+            assert_eq!(Status::from(e).code(), Code::Unauthenticated);
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The auth binary: load settings, start logging, run until SIGTERM.
+
+use interlock_auth::{Application, Settings};
+use interlock_common::{server, settings, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings: Settings = settings::load("auth")?;
+    telemetry::init(&settings.log);
+    let app = Application::build(settings).await?;
+    tracing::info!(addr = %app.local_addr(), "auth listening");
+    app.run(server::shutdown_signal()).await
+}

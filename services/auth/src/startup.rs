@@ -1,0 +1,151 @@
+//! Building and running auth: bind, connect, migrate, load keys, serve.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use interlock_common::client::{self, Outbound};
+use interlock_common::guard::{self, Guard};
+use interlock_common::jwt::{JwtVerifier, VerifierOptions};
+use interlock_common::{db, server};
+use interlock_proto::auth::v1::auth_service_server::AuthServiceServer;
+use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
+use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+use crate::config::Settings;
+use crate::keys::{KeyPolicy, KeyRing, KeyRingSource};
+use crate::password::PasswordHasher;
+use crate::register::{self, Peers};
+use crate::service::{self, Auth, AuthState};
+use crate::throttle::{self, ThrottleLimits};
+use crate::tokens::TokenSettings;
+
+/// How often keys, throttling records and abandoned registrations are
+/// maintained.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
+
+/// A built, not yet running, auth server.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AuthState>,
+    guard: Guard,
+}
+
+impl Application {
+    /// Builds from settings; outbound calls carry nothing extra.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Outbound::default()).await
+    }
+
+    /// Builds with a given outbound interceptor (tests stand in for the
+    /// sidecar with it).
+    pub async fn build_with(settings: Settings, outbound: Outbound) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let pool = db::connect(&settings.database, &crate::MIGRATOR).await?;
+        // auth verifies its own tokens from its key ring (below), so it
+        // cannot use server::Base, which needs the verifier up front.
+        let t = &settings.tokens;
+        let tokens = TokenSettings {
+            issuer: t.issuer.clone(),
+            audience: t.audience.clone(),
+            access_ttl: chrono::Duration::seconds(t.access_ttl_secs),
+            refresh_ttl: chrono::Duration::seconds(t.refresh_ttl_secs),
+        };
+        let keys = Arc::new(KeyRing::new(
+            pool.clone(),
+            &settings.keys.seal_secret,
+            KeyPolicy {
+                rotation_interval: chrono::Duration::seconds(settings.keys.rotation_interval_secs),
+                publish_lead: chrono::Duration::seconds(settings.keys.publish_lead_secs),
+                retire_after: tokens.access_ttl + chrono::Duration::seconds(60),
+            },
+        ));
+        keys.maintain(Utc::now()).await?;
+        let pepper = settings.passwords.pepper.clone();
+        let cost = settings.passwords.bcrypt_cost;
+        let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(pepper, cost)).await??;
+        let peers = Peers {
+            users: UsersInternalClient::new(
+                client::channel(&settings.peers.users_url, outbound.clone()).map_err(anyhow::Error::msg)?,
+            ),
+            roles: RolesInternalClient::new(
+                client::channel(&settings.peers.roles_url, outbound).map_err(anyhow::Error::msg)?,
+            ),
+        };
+        let verifier = Arc::new(JwtVerifier::new(
+            Arc::new(KeyRingSource(keys.clone())),
+            VerifierOptions {
+                issuer: tokens.issuer.clone(),
+                audience: tokens.audience.clone(),
+                leeway: Duration::from_secs(30),
+                min_refresh_interval: Duration::from_secs(1),
+                max_age: Duration::from_secs(30),
+            },
+        ));
+        let guard = guard::from_settings(&settings.peer, Some(verifier)).await?;
+        let th = &settings.throttle;
+        let state = Arc::new(AuthState {
+            pool,
+            hasher,
+            keys,
+            tokens,
+            throttle: ThrottleLimits {
+                window: chrono::Duration::seconds(th.window_secs),
+                per_account: th.max_failures_per_account,
+                per_address: th.max_failures_per_address,
+            },
+            peers,
+        });
+        let listener = TcpListener::bind(settings.server.listen).await?;
+        Ok(Self {
+            listener,
+            state,
+            guard,
+        })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, maintaining keys meanwhile.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let maintenance = tokio::spawn(maintain(self.state.clone()));
+        let routes = Routes::from(service::jwks_router(self.state.keys.clone()))
+            .add_service(AuthServiceServer::new(Auth(self.state.clone())));
+        let result = server::serve(
+            self.listener,
+            routes,
+            self.guard,
+            &["interlock.auth.v1.AuthService"],
+            shutdown,
+        )
+        .await;
+        maintenance.abort();
+        result.map_err(Into::into)
+    }
+}
+
+async fn maintain(state: Arc<AuthState>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    loop {
+        tick.tick().await;
+        let now = Utc::now();
+        if let Err(error) = state.keys.maintain(now).await {
+            tracing::error!(%error, "signing-key maintenance failed");
+        }
+        if let Err(error) = throttle::prune(&state.pool, &state.throttle, now).await {
+            tracing::warn!(%error, "pruning login failures failed");
+        }
+        match register::sweep_stale(&state.pool, &state.peers).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(swept = n, "compensated abandoned registrations"),
+            Err(error) => tracing::warn!(%error, "sweeping registrations failed"),
+        }
+    }
+}

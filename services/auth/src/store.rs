@@ -1,0 +1,222 @@
+//! auth's SQL: credentials, sessions and refresh-token families.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// A stored account.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Credential {
+    pub user_id: Uuid,
+    pub login: String,
+    pub email: String,
+    pub password_hash: String,
+    pub status: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl Credential {
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+/// The account whose login or email is `key` (already lowercased).
+#[tracing::instrument(skip(pool))]
+pub async fn find_by_login_or_email(pool: &PgPool, key: &str) -> sqlx::Result<Option<Credential>> {
+    sqlx::query_as(
+        "SELECT user_id, login, email, password_hash, status, first_name, last_name
+         FROM credentials WHERE login = $1 OR email = $1 LIMIT 1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Accounts that hold `login` or `email`.
+#[tracing::instrument(skip(pool))]
+pub async fn find_conflicts(pool: &PgPool, login: &str, email: &str) -> sqlx::Result<Vec<Credential>> {
+    sqlx::query_as(
+        "SELECT user_id, login, email, password_hash, status, first_name, last_name
+         FROM credentials WHERE login = $1 OR email = $2",
+    )
+    .bind(login)
+    .bind(email)
+    .fetch_all(pool)
+    .await
+}
+
+/// Inserts a pending account. A unique violation means someone else took
+/// the login or email meanwhile.
+#[tracing::instrument(skip(pool, c), fields(user_id = %c.user_id))]
+pub async fn insert_pending(pool: &PgPool, c: &Credential) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO credentials (user_id, login, email, password_hash, status, first_name, last_name)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+    )
+    .bind(c.user_id)
+    .bind(&c.login)
+    .bind(&c.email)
+    .bind(&c.password_hash)
+    .bind(&c.first_name)
+    .bind(&c.last_name)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Locks a pending account for completion or compensation. `skip_locked`
+/// makes the sweeper pass over accounts a request is finishing.
+#[tracing::instrument(skip(conn))]
+pub async fn lock_pending(conn: &mut PgConnection, user_id: Uuid, skip_locked: bool) -> sqlx::Result<bool> {
+    let sql = if skip_locked {
+        "SELECT 1 FROM credentials WHERE user_id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT 1 FROM credentials WHERE user_id = $1 AND status = 'pending' FOR UPDATE"
+    };
+    Ok(sqlx::query(sql).bind(user_id).fetch_optional(conn).await?.is_some())
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn activate(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE credentials SET status = 'active', activated_at = now() WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn delete_pending(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND status = 'pending'")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Pending accounts older than `before` (abandoned registrations).
+#[tracing::instrument(skip(pool))]
+pub async fn stale_pending(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT user_id FROM credentials WHERE status = 'pending' AND created_at < $1 LIMIT 100",
+    )
+    .bind(before)
+    .fetch_all(pool)
+    .await
+}
+
+/// Starts a session with its first refresh token.
+#[tracing::instrument(skip(pool, refresh_hash))]
+pub async fn create_session(
+    pool: &PgPool,
+    user_id: Uuid,
+    refresh_hash: &[u8],
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<Uuid> {
+    let session_id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(session_id)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+    insert_refresh(&mut tx, refresh_hash, session_id, expires_at).await?;
+    tx.commit().await?;
+    Ok(session_id)
+}
+
+async fn insert_refresh(
+    conn: &mut PgConnection,
+    hash: &[u8],
+    session_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(hash)
+        .bind(session_id)
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Used up; `new_hash` now belongs to the session.
+    Rotated {
+        user_id: Uuid,
+        session_id: Uuid,
+        expires_at: DateTime<Utc>,
+    },
+    /// It had been used before: the session is now revoked.
+    Reused { session_id: Uuid },
+    /// Unknown, expired, or its session ended.
+    Invalid,
+}
+
+/// Uses `old_hash` once and issues `new_hash` in its place, atomically.
+#[tracing::instrument(skip(pool, old_hash, new_hash))]
+pub async fn rotate_refresh(
+    pool: &PgPool,
+    old_hash: &[u8],
+    new_hash: &[u8],
+    now: DateTime<Utc>,
+) -> sqlx::Result<RefreshOutcome> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>, Uuid, Option<DateTime<Utc>>, DateTime<Utc>)> =
+        sqlx::query_as(
+            "SELECT r.session_id, r.expires_at, r.used_at, s.user_id, s.revoked_at, s.expires_at
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+             WHERE r.token_hash = $1
+             FOR UPDATE OF r, s",
+        )
+        .bind(old_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((session_id, token_expires, used_at, user_id, revoked_at, session_expires)) = row else {
+        return Ok(RefreshOutcome::Invalid);
+    };
+    if used_at.is_some() {
+        revoke(&mut tx, session_id, "refresh token reuse", now).await?;
+        tx.commit().await?;
+        return Ok(RefreshOutcome::Reused { session_id });
+    }
+    if revoked_at.is_some() || token_expires <= now || session_expires <= now {
+        return Ok(RefreshOutcome::Invalid);
+    }
+    sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
+        .bind(old_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    insert_refresh(&mut tx, new_hash, session_id, session_expires).await?;
+    tx.commit().await?;
+    Ok(RefreshOutcome::Rotated {
+        user_id,
+        session_id,
+        expires_at: session_expires,
+    })
+}
+
+async fn revoke(conn: &mut PgConnection, session_id: Uuid, reason: &str, now: DateTime<Utc>) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $3, revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(reason)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a session (logout). Idempotent.
+#[tracing::instrument(skip(pool))]
+pub async fn revoke_session(pool: &PgPool, session_id: Uuid, reason: &str) -> sqlx::Result<bool> {
+    let mut conn = pool.acquire().await?;
+    revoke(&mut conn, session_id, reason, Utc::now()).await
+}
