@@ -37,6 +37,15 @@ impl Outbound {
     }
 }
 
+impl Outbound {
+    /// The fixed headers, for non-gRPC clients (the JWKS fetch).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+    }
+}
+
 impl Interceptor for Outbound {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         for (k, v) in self.headers.iter() {

@@ -76,9 +76,20 @@ pub struct HttpJwks {
 }
 
 impl HttpJwks {
-    pub fn new(url: impl Into<String>, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        url: impl Into<String>,
+        timeout: Duration,
+        outbound: &crate::client::Outbound,
+    ) -> Result<Self, String> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in outbound.headers() {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+            let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| e.to_string())?;
+            headers.insert(name, value);
+        }
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .default_headers(headers)
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {

@@ -155,9 +155,10 @@ impl JwtSettings {
         }
     }
 
-    /// A verifier that fetches the JWKS over HTTP.
-    pub fn verifier(&self) -> anyhow::Result<Arc<JwtVerifier>> {
-        let source = HttpJwks::new(&self.jwks_url, Duration::from_secs(5)).map_err(anyhow::Error::msg)?;
+    /// A verifier that fetches the JWKS over HTTP (with `outbound`'s headers).
+    pub fn verifier(&self, outbound: &crate::client::Outbound) -> anyhow::Result<Arc<JwtVerifier>> {
+        let source =
+            HttpJwks::new(&self.jwks_url, Duration::from_secs(5), outbound).map_err(anyhow::Error::msg)?;
         Ok(Arc::new(JwtVerifier::new(Arc::new(source), self.verifier_options())))
     }
 }

@@ -1,0 +1,13 @@
+//! The notifications binary: load settings, start logging, run until SIGTERM.
+
+use interlock_notifications::{Application, Settings};
+use interlock_common::{server, settings, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings: Settings = settings::load("notifications")?;
+    telemetry::init(&settings.log);
+    let app = Application::build(settings).await?;
+    tracing::info!(addr = %app.local_addr(), "notifications listening");
+    app.run(server::shutdown_signal()).await
+}

@@ -1,0 +1,175 @@
+//! notifications' gRPC handlers.
+
+use std::sync::Arc;
+
+use interlock_common::page::{Cursor, split_page};
+use interlock_common::{ApiError, context, timestamp, validate};
+use interlock_proto::notifications::v1::notifications_internal_server::NotificationsInternal;
+use interlock_proto::notifications::v1::notifications_service_server::NotificationsService;
+use interlock_proto::notifications::v1::*;
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+
+use crate::store;
+
+pub const MAX_TEXT: usize = 4096;
+pub const MAX_RECIPIENTS: usize = 1000;
+pub const MAX_TOKEN: usize = 4096;
+
+pub struct NotificationsState {
+    pub pool: PgPool,
+}
+
+#[derive(Clone)]
+pub struct Notifications(pub Arc<NotificationsState>);
+
+fn fcm_token(v: &str) -> Result<&str, ApiError> {
+    if v.is_empty() {
+        return Err(ApiError::invalid("fcm_token", "is required"));
+    }
+    if v.len() > MAX_TOKEN {
+        return Err(ApiError::invalid("fcm_token", format!("must be at most {MAX_TOKEN} characters")));
+    }
+    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid("fcm_token", "must be printable ASCII without spaces"));
+    }
+    Ok(v)
+}
+
+fn platform(v: i32) -> Result<i16, ApiError> {
+    match Platform::try_from(v) {
+        Ok(Platform::Unspecified) | Err(_) => Err(ApiError::invalid(
+            "platform",
+            "must be PLATFORM_ANDROID, PLATFORM_IOS or PLATFORM_WEB",
+        )),
+        Ok(p) => Ok(p as i16),
+    }
+}
+
+#[tonic::async_trait]
+impl NotificationsService for Notifications {
+    async fn list_mine(&self, req: Request<ListMineRequest>) -> Result<Response<ListMineResponse>, Status> {
+        let me = context::user(&req)?.user_id;
+        let b = req.get_ref();
+        let limit = validate::page_size("page_size", b.page_size, 20, 100)?;
+        let before = Cursor::decode("page_token", &b.page_token)?;
+        let rows = store::list_for(&self.0.pool, me, b.unreceived_only, before, limit + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let (rows, next_page_token) = split_page(rows, limit, |r| Cursor {
+            at: r.created_at,
+            id: r.id,
+            tie: String::new(),
+        });
+        Ok(Response::new(ListMineResponse {
+            notifications: rows
+                .into_iter()
+                .map(|r| Notification {
+                    id: r.id.to_string(),
+                    text: r.text,
+                    created_at: Some(timestamp(r.created_at)),
+                    received_at: r.received_at.map(timestamp),
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn mark_received(
+        &self,
+        req: Request<MarkReceivedRequest>,
+    ) -> Result<Response<MarkReceivedResponse>, Status> {
+        let me = context::user(&req)?.user_id;
+        let id = validate::uuid("id", &req.get_ref().id)?;
+        let at = store::mark_received(&self.0.pool, id, me)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| Status::not_found(format!("notification {id} not found")))?;
+        Ok(Response::new(MarkReceivedResponse {
+            received_at: Some(timestamp(at)),
+        }))
+    }
+
+    async fn register_device(&self, req: Request<RegisterDeviceRequest>) -> Result<Response<Device>, Status> {
+        let me = context::user(&req)?.user_id;
+        let b = req.get_ref();
+        let token = fcm_token(&b.fcm_token)?;
+        let platform = platform(b.platform)?;
+        let d = store::upsert_device(&self.0.pool, me, token, platform)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(Device {
+            id: d.id.to_string(),
+            platform: i32::from(d.platform),
+            registered_at: Some(timestamp(d.registered_at)),
+        }))
+    }
+
+    async fn unregister_device(
+        &self,
+        req: Request<UnregisterDeviceRequest>,
+    ) -> Result<Response<UnregisterDeviceResponse>, Status> {
+        let me = context::user(&req)?.user_id;
+        let id = validate::uuid("device_id", &req.get_ref().device_id)?;
+        if !store::delete_device(&self.0.pool, me, id).await.map_err(ApiError::from)? {
+            return Err(Status::not_found(format!("device {id} not found")));
+        }
+        Ok(Response::new(UnregisterDeviceResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl NotificationsInternal for Notifications {
+    async fn create(&self, req: Request<CreateRequest>) -> Result<Response<CreateResponse>, Status> {
+        let by = context::peer(&req)?.spiffe_id.clone();
+        let b = req.get_ref();
+        let text = validate::text("text", &b.text, 1, MAX_TEXT)?;
+        let recipients = validate::uuid_list("recipient_ids", &b.recipient_ids, MAX_RECIPIENTS)?;
+        let request_id = match b.request_id.as_str() {
+            "" => None,
+            r => Some(validate::text("request_id", r, 1, 128)?),
+        };
+        let (id, created) = store::create(&self.0.pool, &text, &recipients, &by, request_id.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        if created {
+            tracing::info!(notification_id = %id, recipients = recipients.len(), created_by = %by, "notification created");
+        }
+        Ok(Response::new(CreateResponse {
+            id: id.to_string(),
+            created,
+        }))
+    }
+
+    async fn list_pending(&self, req: Request<ListPendingRequest>) -> Result<Response<ListPendingResponse>, Status> {
+        let limit = validate::page_size("limit", req.get_ref().limit, 100, 1000)?;
+        let rows = store::pending(&self.0.pool, limit).await.map_err(ApiError::from)?;
+        Ok(Response::new(ListPendingResponse {
+            notifications: rows
+                .into_iter()
+                .map(|p| PendingNotification {
+                    id: p.id.to_string(),
+                    text: p.text,
+                    recipient_ids: p.recipient_ids.iter().map(ToString::to_string).collect(),
+                    created_at: Some(timestamp(p.created_at)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn mark_processed(
+        &self,
+        req: Request<MarkProcessedRequest>,
+    ) -> Result<Response<MarkProcessedResponse>, Status> {
+        let ids = validate::uuid_list("ids", &req.get_ref().ids, 1000)?;
+        match store::mark_processed(&self.0.pool, &ids).await.map_err(ApiError::from)? {
+            Ok(n) => Ok(Response::new(MarkProcessedResponse {
+                processed: u32::try_from(n).unwrap_or(u32::MAX),
+            })),
+            Err(unknown) => {
+                let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+                Err(Status::not_found(format!("unknown notification ids: {}", list.join(", "))))
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Profile field rules.
+
+use interlock_common::{ApiError, validate};
+use interlock_proto::users::v1::UpdateMeRequest;
+
+/// Changes requested by UpdateMe, each validated; `None` = leave as is.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ProfileChanges {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+impl ProfileChanges {
+    pub fn parse(req: &UpdateMeRequest) -> Result<Self, ApiError> {
+        let changes = Self {
+            first_name: req.first_name.as_deref().map(|v| validate::text("first_name", v, 1, 100)).transpose()?,
+            last_name: req.last_name.as_deref().map(|v| validate::text("last_name", v, 1, 100)).transpose()?,
+            display_name: req.display_name.as_deref().map(|v| validate::text("display_name", v, 0, 100)).transpose()?,
+            locale: req.locale.as_deref().map(locale).transpose()?,
+            time_zone: req.time_zone.as_deref().map(time_zone).transpose()?,
+        };
+        if changes == Self::default() {
+            return Err(ApiError::invalid("update", "set at least one field"));
+        }
+        Ok(changes)
+    }
+}
+
+/// A BCP 47 tag such as `en` or `pt-BR`; empty clears it.
+fn locale(v: &str) -> Result<String, ApiError> {
+    let v = v.trim();
+    let mut parts = v.split('-');
+    let lang_ok = parts
+        .next()
+        .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+    let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if v.is_empty() || (lang_ok && rest_ok && v.len() <= 35) {
+        Ok(v.to_owned())
+    } else {
+        Err(ApiError::invalid("locale", "must be a BCP 47 tag such as en or pt-BR"))
+    }
+}
+
+/// An IANA zone name such as `Europe/Paris` or `UTC`; empty clears it.
+fn time_zone(v: &str) -> Result<String, ApiError> {
+    let v = v.trim();
+    let ok = v.len() <= 64
+        && v.split('/').all(|p| {
+            !p.is_empty() && p.starts_with(|c: char| c.is_ascii_alphabetic())
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
+        });
+    if v.is_empty() || ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ApiError::invalid("time_zone", "must be an IANA zone name such as Europe/Paris"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only set fields change; each is validated and named when bad.
+    #[test]
+    fn update_rules() {
+        let ok = ProfileChanges::parse(&UpdateMeRequest {
+            first_name: Some(" Ada ".into()),
+            locale: Some("pt-BR".into()),
+            time_zone: Some("America/Sao_Paulo".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ok.first_name.as_deref(), Some("Ada"));
+        assert_eq!(ok.last_name, None);
+        let err = |r: UpdateMeRequest| ProfileChanges::parse(&r).unwrap_err().to_string();
+        assert_eq!(err(UpdateMeRequest::default()), "update: set at least one field");
+        assert_eq!(err(UpdateMeRequest { first_name: Some("".into()), ..Default::default() }), "first_name: is required");
+        assert!(err(UpdateMeRequest { locale: Some("english!".into()), ..Default::default() }).starts_with("locale:"));
+        assert!(err(UpdateMeRequest { time_zone: Some("../etc".into()), ..Default::default() }).starts_with("time_zone:"));
+        assert!(ProfileChanges::parse(&UpdateMeRequest { locale: Some("".into()), ..Default::default() }).is_ok());
+    }
+}

@@ -1,0 +1,13 @@
+//! The users binary: load settings, start logging, run until SIGTERM.
+
+use interlock_users::{Application, Settings};
+use interlock_common::{server, settings, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings: Settings = settings::load("users")?;
+    telemetry::init(&settings.log);
+    let app = Application::build(settings).await?;
+    tracing::info!(addr = %app.local_addr(), "users listening");
+    app.run(server::shutdown_signal()).await
+}
