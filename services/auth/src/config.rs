@@ -131,7 +131,9 @@ impl Settings {
         if self.keys.seal_secret.expose_secret().len() < 32 {
             p.push("keys.seal_secret: must be at least 32 characters".into());
         }
-        if self.keys.publish_lead_secs < 0 || self.keys.rotation_interval_secs <= self.keys.publish_lead_secs {
+        if self.keys.publish_lead_secs < 0
+            || self.keys.rotation_interval_secs <= self.keys.publish_lead_secs
+        {
             p.push("keys: rotation_interval_secs must exceed publish_lead_secs >= 0".into());
         }
         if !(60..=3600).contains(&self.tokens.access_ttl_secs) {

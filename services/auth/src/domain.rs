@@ -17,8 +17,14 @@ impl Login {
         if !v.starts_with(|c: char| c.is_ascii_lowercase()) {
             return Err(ApiError::invalid(field, "must start with a letter"));
         }
-        if !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)) {
-            return Err(ApiError::invalid(field, "may contain only letters, digits, '.', '_' and '-'"));
+        if !v
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        {
+            return Err(ApiError::invalid(
+                field,
+                "may contain only letters, digits, '.', '_' and '-'",
+            ));
         }
         Ok(Self(v))
     }
@@ -54,7 +60,10 @@ impl Email {
             None => false,
         };
         if !valid {
-            return Err(ApiError::invalid(field, "must be an email address like name@example.com"));
+            return Err(ApiError::invalid(
+                field,
+                "must be an email address like name@example.com",
+            ));
         }
         Ok(Self(v))
     }
@@ -115,18 +124,40 @@ mod tests {
     /// Logins are normalised to lowercase and checked character by character.
     #[test]
     fn login_rules() {
-        assert_eq!(Login::parse("login", " Alice.B ").unwrap().as_str(), "alice.b");
-        assert_eq!(err(Login::parse("login", "ab")), "login: must be 3 to 32 characters");
-        assert_eq!(err(Login::parse("login", "1abc")), "login: must start with a letter");
+        assert_eq!(
+            Login::parse("login", " Alice.B ").unwrap().as_str(),
+            "alice.b"
+        );
+        assert_eq!(
+            err(Login::parse("login", "ab")),
+            "login: must be 3 to 32 characters"
+        );
+        assert_eq!(
+            err(Login::parse("login", "1abc")),
+            "login: must start with a letter"
+        );
         assert!(err(Login::parse("login", "ali ce")).contains("may contain only"));
     }
 
     /// Emails need a local part and a dotted domain.
     #[test]
     fn email_rules() {
-        assert_eq!(Email::parse("email", "Ada@Example.COM").unwrap().as_str(), "ada@example.com");
-        for bad in ["ada", "@example.com", "ada@example", "ada@.com", "a b@example.com", "a@b@c.com"] {
-            assert!(err(Email::parse("email", bad)).starts_with("email:"), "{bad}");
+        assert_eq!(
+            Email::parse("email", "Ada@Example.COM").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "ada",
+            "@example.com",
+            "ada@example",
+            "ada@.com",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(
+                err(Email::parse("email", bad)).starts_with("email:"),
+                "{bad}"
+            );
         }
         assert_eq!(err(Email::parse("email", "")), "email: is required");
     }
@@ -134,7 +165,10 @@ mod tests {
     /// Passwords have length limits and are never printable.
     #[test]
     fn password_rules() {
-        assert_eq!(err(NewPassword::parse("password", "short")), "password: must be at least 8 characters");
+        assert_eq!(
+            err(NewPassword::parse("password", "short")),
+            "password: must be at least 8 characters"
+        );
         assert!(NewPassword::parse("password", &"x".repeat(129)).is_err());
         let p = NewPassword::parse("password", "correct horse").unwrap();
         assert!(!format!("{:?}", p.0).contains("correct"));

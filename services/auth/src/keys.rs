@@ -36,6 +36,15 @@ pub struct KeyPolicy {
     pub retire_after: Duration,
 }
 
+#[derive(sqlx::FromRow)]
+struct StoredKey {
+    kid: String,
+    sealed_private: Vec<u8>,
+    nonce: Vec<u8>,
+    public_jwk: serde_json::Value,
+    signs_from: DateTime<Utc>,
+}
+
 struct LoadedKey {
     kid: String,
     signs_from: DateTime<Utc>,
@@ -91,7 +100,8 @@ impl KeyRing {
             None => Some(now),
             Some(newest) if newest <= now => {
                 let due = newest + self.policy.rotation_interval;
-                (due - self.policy.publish_lead <= now).then(|| due.max(now + self.policy.publish_lead))
+                (due - self.policy.publish_lead <= now)
+                    .then(|| due.max(now + self.policy.publish_lead))
             }
             Some(_) => None, // a successor is already published and waiting
         };
@@ -140,15 +150,21 @@ impl KeyRing {
     }
 
     async fn reload(&self) -> anyhow::Result<()> {
-        let rows: Vec<(String, Vec<u8>, Vec<u8>, serde_json::Value, DateTime<Utc>)> =
-            sqlx::query_as(
-                "SELECT kid, sealed_private, nonce, public_jwk, signs_from
-                 FROM signing_keys ORDER BY signs_from DESC",
-            )
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<StoredKey> = sqlx::query_as(
+            "SELECT kid, sealed_private, nonce, public_jwk, signs_from
+             FROM signing_keys ORDER BY signs_from DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut keys = Vec::with_capacity(rows.len());
-        for (kid, sealed, nonce, jwk, signs_from) in rows {
+        for StoredKey {
+            kid,
+            sealed_private: sealed,
+            nonce,
+            public_jwk: jwk,
+            signs_from,
+        } in rows
+        {
             let nonce: [u8; 12] = nonce
                 .as_slice()
                 .try_into()
@@ -189,7 +205,13 @@ impl KeyRing {
     /// Every published public key, newest first.
     pub async fn jwks(&self) -> JwkSet {
         JwkSet {
-            keys: self.keys.read().await.iter().map(|k| k.jwk.clone()).collect(),
+            keys: self
+                .keys
+                .read()
+                .await
+                .iter()
+                .map(|k| k.jwk.clone())
+                .collect(),
         }
     }
 }

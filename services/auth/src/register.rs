@@ -51,7 +51,10 @@ pub async fn register(
             && existing.login == login
             && existing.email == email
             && hasher
-                .verify(secrecy::ExposeSecret::expose_secret(&reg.password.0), Some(&existing.password_hash))
+                .verify(
+                    secrecy::ExposeSecret::expose_secret(&reg.password.0),
+                    Some(&existing.password_hash),
+                )
                 .await;
         if same_request {
             resume = Some(existing);
@@ -79,7 +82,10 @@ pub async fn register(
             };
             if let Err(e) = store::insert_pending(pool, &c).await {
                 if is_unique_violation(&e) {
-                    return Err(ApiError::AlreadyExists("login or email is already registered".into()).into());
+                    return Err(ApiError::AlreadyExists(
+                        "login or email is already registered".into(),
+                    )
+                    .into());
                 }
                 return Err(e.into());
             }
@@ -156,9 +162,15 @@ async fn compensate(peers: &Peers, user_id: Uuid) -> Result<(), ApiError> {
     let roles = peers
         .roles
         .clone()
-        .remove_user(RemoveUserRequest { user_id: id.clone() })
+        .remove_user(RemoveUserRequest {
+            user_id: id.clone(),
+        })
         .await;
-    let users = peers.users.clone().delete_user(DeleteUserRequest { id }).await;
+    let users = peers
+        .users
+        .clone()
+        .delete_user(DeleteUserRequest { id })
+        .await;
     match (roles, users) {
         (Ok(_), Ok(_)) => Ok(()),
         (Err(s), _) => Err(ApiError::upstream("roles", s)),

@@ -51,8 +51,9 @@ impl Auth {
             .signing_key(now)
             .await
             .ok_or_else(|| ApiError::Unavailable("no signing key yet, retry later".into()))?;
-        let (access, access_expires) = tokens::sign_access(&key, &self.0.tokens, user_id, session_id, now)
-            .map_err(|e| ApiError::Internal(format!("signing: {e}")))?;
+        let (access, access_expires) =
+            tokens::sign_access(&key, &self.0.tokens, user_id, session_id, now)
+                .map_err(|e| ApiError::Internal(format!("signing: {e}")))?;
         Ok(TokenPair {
             access_token: access,
             access_token_expires_at: Some(timestamp(access_expires)),
@@ -69,7 +70,10 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.is_empty() {
         Err(ApiError::invalid(field, "is required"))
     } else if value.len() > max {
-        Err(ApiError::invalid(field, format!("must be at most {max} characters")))
+        Err(ApiError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ))
     } else {
         Ok(())
     }
@@ -77,7 +81,10 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
 
 #[tonic::async_trait]
 impl AuthService for Auth {
-    async fn register(&self, req: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        req: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
         let reg = Registration::parse(req.get_ref())?;
         let s = &self.0;
         let user_id = register::register(&s.pool, &s.hasher, &s.peers, reg).await?;
@@ -114,29 +121,42 @@ impl AuthService for Auth {
             return Err(AuthError::InvalidCredentials.into());
         }
         let user = found.expect("verify is false without a credential");
-        throttle::clear_account(&s.pool, &account).await.map_err(AuthError::from)?;
+        throttle::clear_account(&s.pool, &account)
+            .await
+            .map_err(AuthError::from)?;
         let (refresh, refresh_hash) = tokens::new_refresh_token();
         let expires = now + s.tokens.refresh_ttl;
         let session_id = store::create_session(&s.pool, user.user_id, &refresh_hash, expires)
             .await
             .map_err(AuthError::from)?;
         tracing::info!(user_id = %user.user_id, %session_id, "logged in");
-        Ok(Response::new(self.issue(user.user_id, session_id, refresh, expires).await?))
+        Ok(Response::new(
+            self.issue(user.user_id, session_id, refresh, expires)
+                .await?,
+        ))
     }
 
     async fn refresh(&self, req: Request<RefreshRequest>) -> Result<Response<TokenPair>, Status> {
         let token = req.into_inner().refresh_token;
         bounded("refresh_token", &token, 128)?;
         let (new_token, new_hash) = tokens::new_refresh_token();
-        let outcome = store::rotate_refresh(&self.0.pool, &tokens::hash_refresh_token(&token), &new_hash, Utc::now())
-            .await
-            .map_err(AuthError::from)?;
+        let outcome = store::rotate_refresh(
+            &self.0.pool,
+            &tokens::hash_refresh_token(&token),
+            &new_hash,
+            Utc::now(),
+        )
+        .await
+        .map_err(AuthError::from)?;
         match outcome {
             RefreshOutcome::Rotated {
                 user_id,
                 session_id,
                 expires_at,
-            } => Ok(Response::new(self.issue(user_id, session_id, new_token, expires_at).await?)),
+            } => Ok(Response::new(
+                self.issue(user_id, session_id, new_token, expires_at)
+                    .await?,
+            )),
             RefreshOutcome::Reused { session_id } => {
                 tracing::warn!(%session_id, "refresh token reuse: session revoked");
                 Err(AuthError::RefreshTokenReuse.into())
@@ -145,7 +165,10 @@ impl AuthService for Auth {
         }
     }
 
-    async fn logout(&self, req: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
+    async fn logout(
+        &self,
+        req: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
         let user = context::user(&req)?;
         let session_id = user.session_id;
         store::revoke_session(&self.0.pool, session_id, "logout")
@@ -157,10 +180,18 @@ impl AuthService for Auth {
         }))
     }
 
-    async fn get_jwks(&self, _req: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
+    async fn get_jwks(
+        &self,
+        _req: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
         let set = self.0.keys.jwks().await;
-        let key_ids = set.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
-        let jwks_json = serde_json::to_string(&set).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let key_ids = set
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect();
+        let jwks_json =
+            serde_json::to_string(&set).map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(Response::new(GetJwksResponse { jwks_json, key_ids }))
     }
 }

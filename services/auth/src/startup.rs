@@ -67,10 +67,12 @@ impl Application {
         keys.maintain(Utc::now()).await?;
         let pepper = settings.passwords.pepper.clone();
         let cost = settings.passwords.bcrypt_cost;
-        let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(pepper, cost)).await??;
+        let hasher =
+            tokio::task::spawn_blocking(move || PasswordHasher::new(pepper, cost)).await??;
         let peers = Peers {
             users: UsersInternalClient::new(
-                client::channel(&settings.peers.users_url, outbound.clone()).map_err(anyhow::Error::msg)?,
+                client::channel(&settings.peers.users_url, outbound.clone())
+                    .map_err(anyhow::Error::msg)?,
             ),
             roles: RolesInternalClient::new(
                 client::channel(&settings.peers.roles_url, outbound).map_err(anyhow::Error::msg)?,
@@ -110,11 +112,16 @@ impl Application {
 
     /// The bound address (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, maintaining keys meanwhile.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let maintenance = tokio::spawn(maintain(self.state.clone()));
         let routes = Routes::from(service::jwks_router(self.state.keys.clone()))
             .add_service(AuthServiceServer::new(Auth(self.state.clone())));

@@ -36,7 +36,11 @@ pub async fn find_by_login_or_email(pool: &PgPool, key: &str) -> sqlx::Result<Op
 
 /// Accounts that hold `login` or `email`.
 #[tracing::instrument(skip(pool))]
-pub async fn find_conflicts(pool: &PgPool, login: &str, email: &str) -> sqlx::Result<Vec<Credential>> {
+pub async fn find_conflicts(
+    pool: &PgPool,
+    login: &str,
+    email: &str,
+) -> sqlx::Result<Vec<Credential>> {
     sqlx::query_as(
         "SELECT user_id, login, email, password_hash, status, first_name, last_name
          FROM credentials WHERE login = $1 OR email = $2",
@@ -69,21 +73,31 @@ pub async fn insert_pending(pool: &PgPool, c: &Credential) -> sqlx::Result<()> {
 /// Locks a pending account for completion or compensation. `skip_locked`
 /// makes the sweeper pass over accounts a request is finishing.
 #[tracing::instrument(skip(conn))]
-pub async fn lock_pending(conn: &mut PgConnection, user_id: Uuid, skip_locked: bool) -> sqlx::Result<bool> {
+pub async fn lock_pending(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    skip_locked: bool,
+) -> sqlx::Result<bool> {
     let sql = if skip_locked {
         "SELECT 1 FROM credentials WHERE user_id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED"
     } else {
         "SELECT 1 FROM credentials WHERE user_id = $1 AND status = 'pending' FOR UPDATE"
     };
-    Ok(sqlx::query(sql).bind(user_id).fetch_optional(conn).await?.is_some())
+    Ok(sqlx::query(sql)
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
 }
 
 #[tracing::instrument(skip(conn))]
 pub async fn activate(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE credentials SET status = 'active', activated_at = now() WHERE user_id = $1")
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE credentials SET status = 'active', activated_at = now() WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -134,12 +148,14 @@ async fn insert_refresh(
     session_id: Uuid,
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)")
-        .bind(hash)
-        .bind(session_id)
-        .bind(expires_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(hash)
+    .bind(session_id)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -158,6 +174,16 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
+#[derive(sqlx::FromRow)]
+struct PresentedToken {
+    session_id: Uuid,
+    token_expires: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    user_id: Uuid,
+    revoked_at: Option<DateTime<Utc>>,
+    session_expires: DateTime<Utc>,
+}
+
 /// Uses `old_hash` once and issues `new_hash` in its place, atomically.
 #[tracing::instrument(skip(pool, old_hash, new_hash))]
 pub async fn rotate_refresh(
@@ -167,17 +193,25 @@ pub async fn rotate_refresh(
     now: DateTime<Utc>,
 ) -> sqlx::Result<RefreshOutcome> {
     let mut tx = pool.begin().await?;
-    let row: Option<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>, Uuid, Option<DateTime<Utc>>, DateTime<Utc>)> =
-        sqlx::query_as(
-            "SELECT r.session_id, r.expires_at, r.used_at, s.user_id, s.revoked_at, s.expires_at
-             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
-             WHERE r.token_hash = $1
-             FOR UPDATE OF r, s",
-        )
-        .bind(old_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some((session_id, token_expires, used_at, user_id, revoked_at, session_expires)) = row else {
+    let row: Option<PresentedToken> = sqlx::query_as(
+        "SELECT r.session_id, r.expires_at AS token_expires, r.used_at, s.user_id,
+                s.revoked_at, s.expires_at AS session_expires
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+         WHERE r.token_hash = $1
+         FOR UPDATE OF r, s",
+    )
+    .bind(old_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(PresentedToken {
+        session_id,
+        token_expires,
+        used_at,
+        user_id,
+        revoked_at,
+        session_expires,
+    }) = row
+    else {
         return Ok(RefreshOutcome::Invalid);
     };
     if used_at.is_some() {
@@ -202,7 +236,12 @@ pub async fn rotate_refresh(
     })
 }
 
-async fn revoke(conn: &mut PgConnection, session_id: Uuid, reason: &str, now: DateTime<Utc>) -> sqlx::Result<bool> {
+async fn revoke(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = $3, revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
     )

@@ -69,7 +69,11 @@ pub async fn clear_account(pool: &PgPool, account: &str) -> sqlx::Result<()> {
 
 /// Deletes failures older than the window.
 #[tracing::instrument(skip(pool))]
-pub async fn prune(pool: &PgPool, limits: &ThrottleLimits, now: DateTime<Utc>) -> sqlx::Result<u64> {
+pub async fn prune(
+    pool: &PgPool,
+    limits: &ThrottleLimits,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
     Ok(sqlx::query("DELETE FROM login_failures WHERE at <= $1")
         .bind(now - limits.window)
         .execute(pool)

@@ -122,12 +122,27 @@ mod tests {
     #[test]
     fn api_errors_map_to_their_grpc_codes() {
         let cases = [
-            (ApiError::invalid("email", "must contain '@'"), Code::InvalidArgument),
+            (
+                ApiError::invalid("email", "must contain '@'"),
+                Code::InvalidArgument,
+            ),
             (ApiError::NotFound("user not found".into()), Code::NotFound),
-            (ApiError::AlreadyExists("login taken".into()), Code::AlreadyExists),
-            (ApiError::PermissionDenied("no".into()), Code::PermissionDenied),
-            (ApiError::Unauthenticated("no token".into()), Code::Unauthenticated),
-            (ApiError::FailedPrecondition("last admin".into()), Code::FailedPrecondition),
+            (
+                ApiError::AlreadyExists("login taken".into()),
+                Code::AlreadyExists,
+            ),
+            (
+                ApiError::PermissionDenied("no".into()),
+                Code::PermissionDenied,
+            ),
+            (
+                ApiError::Unauthenticated("no token".into()),
+                Code::Unauthenticated,
+            ),
+            (
+                ApiError::FailedPrecondition("last admin".into()),
+                Code::FailedPrecondition,
+            ),
             (ApiError::Unavailable("down".into()), Code::Unavailable),
             (ApiError::Internal("boom".into()), Code::Internal),
         ];
@@ -154,7 +169,10 @@ mod tests {
         assert_eq!(upstream.code(), Code::Internal);
         assert!(!upstream.message().contains("relation"));
 
-        let down = Status::from(ApiError::upstream("roles", Status::unavailable("conn refused")));
+        let down = Status::from(ApiError::upstream(
+            "roles",
+            Status::unavailable("conn refused"),
+        ));
         assert_eq!(down.code(), Code::Unavailable);
         assert_eq!(down.message(), "roles is unavailable, retry later");
         assert_eq!(

@@ -5,6 +5,7 @@
 //!    cannot, PERMISSION_DENIED if the policy does not allow that peer),
 //! 3. for external methods, verifies the user's access token
 //!    (UNAUTHENTICATED),
+//!
 //! and hands the results on as [`crate::context`] extensions.
 //!
 //! Health and reflection are exempt: they reveal nothing and must answer
@@ -93,7 +94,10 @@ impl Guard {
                 .jwt
                 .as_ref()
                 .ok_or_else(|| Status::internal("token verification is not configured"))?;
-            let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+            let auth = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
             let token = jwt.verify_bearer(auth).await.map_err(|e| {
                 tracing::info!(path, error = %e, "access token refused");
                 Status::unauthenticated(e.to_string())

@@ -83,7 +83,8 @@ impl HttpJwks {
     ) -> Result<Self, String> {
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in outbound.headers() {
-            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+            let name =
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
             let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| e.to_string())?;
             headers.insert(name, value);
         }
@@ -111,7 +112,9 @@ impl JwksSource for HttpJwks {
         if !resp.status().is_success() {
             return Err(format!("GET {}: HTTP {}", self.url, resp.status()));
         }
-        resp.json().await.map_err(|e| format!("GET {}: {e}", self.url))
+        resp.json()
+            .await
+            .map_err(|e| format!("GET {}: {e}", self.url))
     }
 }
 

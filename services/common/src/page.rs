@@ -20,7 +20,12 @@ pub struct Cursor {
 impl Cursor {
     /// Encodes the cursor as an opaque token.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", self.at.timestamp_micros(), self.id, self.tie))
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}|{}|{}",
+            self.at.timestamp_micros(),
+            self.id,
+            self.tie
+        ))
     }
 
     /// Decodes a token from a request; empty means "first page".
@@ -58,7 +63,10 @@ pub fn split_page<T>(
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if rows.len() > limit {
         rows.truncate(limit);
-        let next = rows.last().map(|r| cursor_of(r).encode()).unwrap_or_default();
+        let next = rows
+            .last()
+            .map(|r| cursor_of(r).encode())
+            .unwrap_or_default();
         (rows, next)
     } else {
         (rows, String::new())
@@ -95,10 +103,18 @@ mod tests {
     fn split_page_emits_a_token_only_when_more_rows_exist() {
         let at = Utc::now();
         let rows: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-        let (page, next) = split_page(rows.clone(), 2, |id| Cursor { at, id: *id, tie: String::new() });
+        let (page, next) = split_page(rows.clone(), 2, |id| Cursor {
+            at,
+            id: *id,
+            tie: String::new(),
+        });
         assert_eq!(page.len(), 2);
         assert_eq!(Cursor::decode("t", &next).unwrap().unwrap().id, rows[1]);
-        let (page, next) = split_page(rows, 3, |id| Cursor { at, id: *id, tie: String::new() });
+        let (page, next) = split_page(rows, 3, |id| Cursor {
+            at,
+            id: *id,
+            tie: String::new(),
+        });
         assert_eq!((page.len(), next.as_str()), (3, ""));
     }
 }

@@ -111,13 +111,19 @@ impl Policy {
         for rule in file.service {
             known(&rule.module, &mut problems, &rule.name);
             if rule.callers.is_empty() == rule.methods.is_empty() {
-                problems.push(format!("{}: give exactly one of callers or methods", rule.name));
+                problems.push(format!(
+                    "{}: give exactly one of callers or methods",
+                    rule.name
+                ));
             }
             for who in rule.callers.iter().chain(rule.methods.values().flatten()) {
                 known(who, &mut problems, &rule.name);
             }
             if rule.exposure == Exposure::Internal && !rule.public_methods.is_empty() {
-                problems.push(format!("{}: internal services have no public methods", rule.name));
+                problems.push(format!(
+                    "{}: internal services have no public methods",
+                    rule.name
+                ));
             }
             if let Some(dup) = services.insert(rule.name.clone(), rule) {
                 problems.push(format!("{}: listed twice", dup.name));
@@ -139,7 +145,12 @@ impl Policy {
         let by_spiffe_id = file
             .workloads
             .iter()
-            .map(|(name, path)| (format!("spiffe://{}{}", file.trust_domain, path), name.clone()))
+            .map(|(name, path)| {
+                (
+                    format!("spiffe://{}{}", file.trust_domain, path),
+                    name.clone(),
+                )
+            })
             .collect();
         Ok(Self {
             trust_domain: file.trust_domain,
@@ -223,24 +234,37 @@ mod tests {
     fn embedded_policy_matches_the_design() {
         let p = Policy::embedded();
         assert_eq!(p.trust_domain(), "interlock.local");
-        assert_eq!(p.spiffe_id("users").unwrap(), "spiffe://interlock.local/svc/users");
+        assert_eq!(
+            p.spiffe_id("users").unwrap(),
+            "spiffe://interlock.local/svc/users"
+        );
         assert_eq!(p.workload_of("spiffe://interlock.local/edge"), Some("edge"));
 
-        let get_roles = p.route("/interlock.roles.v1.RolesInternal/GetRoles").unwrap();
+        let get_roles = p
+            .route("/interlock.roles.v1.RolesInternal/GetRoles")
+            .unwrap();
         assert!(get_roles.allows("users") && get_roles.allows("auth"));
         assert!(!get_roles.allows("edge") && !get_roles.allows("sender"));
         assert!(!get_roles.requires_user);
 
-        let create = p.route("/interlock.notifications.v1.NotificationsInternal/Create").unwrap();
+        let create = p
+            .route("/interlock.notifications.v1.NotificationsInternal/Create")
+            .unwrap();
         assert!(create.allows("auth") && !create.allows("sender"));
-        let pending = p.route("/interlock.notifications.v1.NotificationsInternal/ListPending").unwrap();
+        let pending = p
+            .route("/interlock.notifications.v1.NotificationsInternal/ListPending")
+            .unwrap();
         assert!(pending.allows("sender") && !pending.allows("auth"));
 
         let login = p.route("/interlock.auth.v1.AuthService/Login").unwrap();
         assert!(login.allows("edge") && !login.requires_user);
         let logout = p.route("/interlock.auth.v1.AuthService/Logout").unwrap();
         assert!(logout.requires_user);
-        assert!(p.route("/interlock.users.v1.UsersService/GetMe").unwrap().requires_user);
+        assert!(
+            p.route("/interlock.users.v1.UsersService/GetMe")
+                .unwrap()
+                .requires_user
+        );
 
         let jwks = p.route("/.well-known/jwks.json").unwrap();
         assert!(jwks.allows("edge") && jwks.allows("sender"));
@@ -252,7 +276,10 @@ mod tests {
         let p = Policy::embedded();
         assert!(p.route("/interlock.users.v1.UsersInternal").is_none());
         assert!(p.route("/interlock.secret.v1.Admin/Drop").is_none());
-        assert!(p.route("/interlock.notifications.v1.NotificationsInternal/Delete").is_none());
+        assert!(
+            p.route("/interlock.notifications.v1.NotificationsInternal/Delete")
+                .is_none()
+        );
         assert!(p.route("").is_none());
     }
 

@@ -47,7 +47,9 @@ pub async fn serve(
         .expect("the embedded descriptor set is valid");
 
     let routes = routes.add_service(health_service).add_service(reflection);
-    let names: Vec<&'static str> = std::iter::once("").chain(service_names.iter().copied()).collect();
+    let names: Vec<&'static str> = std::iter::once("")
+        .chain(service_names.iter().copied())
+        .collect();
     let drain = async move {
         shutdown.await;
         tracing::info!("shutting down: health NOT_SERVING, draining calls");

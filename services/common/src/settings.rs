@@ -157,9 +157,12 @@ impl JwtSettings {
 
     /// A verifier that fetches the JWKS over HTTP (with `outbound`'s headers).
     pub fn verifier(&self, outbound: &crate::client::Outbound) -> anyhow::Result<Arc<JwtVerifier>> {
-        let source =
-            HttpJwks::new(&self.jwks_url, Duration::from_secs(5), outbound).map_err(anyhow::Error::msg)?;
-        Ok(Arc::new(JwtVerifier::new(Arc::new(source), self.verifier_options())))
+        let source = HttpJwks::new(&self.jwks_url, Duration::from_secs(5), outbound)
+            .map_err(anyhow::Error::msg)?;
+        Ok(Arc::new(JwtVerifier::new(
+            Arc::new(source),
+            self.verifier_options(),
+        )))
     }
 }
 

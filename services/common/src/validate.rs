@@ -34,10 +34,16 @@ pub fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, 
         });
     }
     if chars > max {
-        return Err(ApiError::invalid(field, format!("must be at most {max} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if trimmed.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -58,7 +64,10 @@ pub fn uuid_list(field: &str, values: &[String], max: usize) -> Result<Vec<Uuid>
         return Err(ApiError::invalid(field, "must not be empty"));
     }
     if values.len() > max {
-        return Err(ApiError::invalid(field, format!("must have at most {max} entries")));
+        return Err(ApiError::invalid(
+            field,
+            format!("must have at most {max} entries"),
+        ));
     }
     let mut seen = std::collections::HashSet::with_capacity(values.len());
     let mut out = Vec::with_capacity(values.len());
@@ -82,9 +91,18 @@ mod tests {
     /// Errors say which field was wrong and why.
     #[test]
     fn bad_fields_are_named_in_the_error() {
-        assert_eq!(message(uuid("user_id", "").unwrap_err()), "user_id: is required");
-        assert_eq!(message(uuid("user_id", "nope").unwrap_err()), "user_id: must be a UUID");
-        assert_eq!(message(text("first_name", "  ", 1, 5).unwrap_err()), "first_name: is required");
+        assert_eq!(
+            message(uuid("user_id", "").unwrap_err()),
+            "user_id: is required"
+        );
+        assert_eq!(
+            message(uuid("user_id", "nope").unwrap_err()),
+            "user_id: must be a UUID"
+        );
+        assert_eq!(
+            message(text("first_name", "  ", 1, 5).unwrap_err()),
+            "first_name: is required"
+        );
         assert_eq!(
             message(text("first_name", "abcdef", 1, 5).unwrap_err()),
             "first_name: must be at most 5 characters"
@@ -94,9 +112,18 @@ mod tests {
             "first_name: must not contain control characters"
         );
         let ids = vec![Uuid::new_v4().to_string(), "x".into()];
-        assert_eq!(message(uuid_list("ids", &ids, 10).unwrap_err()), "ids[1]: must be a UUID");
-        assert_eq!(message(uuid_list("ids", &[], 10).unwrap_err()), "ids: must not be empty");
-        assert_eq!(message(page_size("page_size", 501, 100, 500).unwrap_err()), "page_size: must be at most 500");
+        assert_eq!(
+            message(uuid_list("ids", &ids, 10).unwrap_err()),
+            "ids[1]: must be a UUID"
+        );
+        assert_eq!(
+            message(uuid_list("ids", &[], 10).unwrap_err()),
+            "ids: must not be empty"
+        );
+        assert_eq!(
+            message(page_size("page_size", 501, 100, 500).unwrap_err()),
+            "page_size: must be at most 500"
+        );
     }
 
     /// Good input comes back normalised.

@@ -5,8 +5,8 @@
 //!
 //! Every key and certificate is generated when the test runs.
 
-pub mod pki;
 pub mod pg;
+pub mod pki;
 pub mod services;
 pub mod tokens;
 

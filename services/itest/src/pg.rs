@@ -31,7 +31,9 @@ pub struct TestDb {
 /// Creates role `t_<svc>_<rand>` and database of the same name.
 pub async fn create(service: &str) -> TestDb {
     let admin = admin_url();
-    let mut conn = PgConnection::connect(&admin).await.expect("connect to the test cluster");
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("connect to the test cluster");
     let name = format!("t_{service}_{}", random(10));
     let password = random(24);
     for sql in [
@@ -39,9 +41,15 @@ pub async fn create(service: &str) -> TestDb {
         format!("CREATE DATABASE {name} OWNER {name}"),
         format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"),
     ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect("create test database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
     }
-    let base = admin.rsplit_once('@').map(|(_, hostdb)| hostdb).expect("admin URL has a host");
+    let base = admin
+        .rsplit_once('@')
+        .map(|(_, hostdb)| hostdb)
+        .expect("admin URL has a host");
     let host = base.split_once('/').map(|(h, _)| h).unwrap_or(base);
     TestDb {
         url: format!("postgres://{name}:{password}@{host}/{name}"),

@@ -50,7 +50,8 @@ impl Pki {
     pub fn new() -> Self {
         let trusted = Ca::new("interlock test CA");
         let untrusted = Ca::new("someone else's CA");
-        let bundle = std::env::temp_dir().join(format!("interlock-bundle-{}.pem", uuid::Uuid::new_v4()));
+        let bundle =
+            std::env::temp_dir().join(format!("interlock-bundle-{}.pem", uuid::Uuid::new_v4()));
         std::fs::write(&bundle, trusted.cert.pem()).expect("write bundle");
         Self {
             trusted,
@@ -76,19 +77,37 @@ impl Pki {
     /// The XFCC header for a current SVID of `workload`.
     pub fn xfcc(&self, workload: &str) -> String {
         let id = Self::spiffe_id(workload);
-        xfcc::encode(&self.trusted.sign(&id, Duration::minutes(-1), Duration::minutes(10)), None, &id)
+        xfcc::encode(
+            &self
+                .trusted
+                .sign(&id, Duration::minutes(-1), Duration::minutes(10)),
+            None,
+            &id,
+        )
     }
 
     /// An SVID of `workload` that expired a minute ago.
     pub fn expired_xfcc(&self, workload: &str) -> String {
         let id = Self::spiffe_id(workload);
-        xfcc::encode(&self.trusted.sign(&id, Duration::minutes(-10), Duration::minutes(-1)), None, &id)
+        xfcc::encode(
+            &self
+                .trusted
+                .sign(&id, Duration::minutes(-10), Duration::minutes(-1)),
+            None,
+            &id,
+        )
     }
 
     /// An SVID of `workload` from a CA the services do not trust.
     pub fn untrusted_xfcc(&self, workload: &str) -> String {
         let id = Self::spiffe_id(workload);
-        xfcc::encode(&self.untrusted.sign(&id, Duration::minutes(-1), Duration::minutes(10)), None, &id)
+        xfcc::encode(
+            &self
+                .untrusted
+                .sign(&id, Duration::minutes(-1), Duration::minutes(10)),
+            None,
+            &id,
+        )
     }
 }
 

@@ -71,13 +71,22 @@ impl Interceptor for Caller {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         let md = req.metadata_mut();
         if let Some(x) = &self.xfcc {
-            md.insert(XFCC_HEADER, MetadataValue::try_from(x.as_str()).expect("ascii"));
+            md.insert(
+                XFCC_HEADER,
+                MetadataValue::try_from(x.as_str()).expect("ascii"),
+            );
         }
         if let Some(t) = &self.bearer {
-            md.insert("authorization", MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"));
+            md.insert(
+                "authorization",
+                MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"),
+            );
         }
         if let Some(a) = &self.address {
-            md.insert("x-envoy-external-address", MetadataValue::try_from(a.as_str()).expect("ascii"));
+            md.insert(
+                "x-envoy-external-address",
+                MetadataValue::try_from(a.as_str()).expect("ascii"),
+            );
         }
         Ok(req)
     }
@@ -179,18 +188,31 @@ pub async fn spawn_notifications(pki: &Pki, jwks_url: &str) -> (SocketAddr, Test
         jwt: jwt_settings(jwks_url),
         log: LogSettings::default(),
     };
-    let app = interlock_notifications::Application::build_with(settings, outbound(pki, "notifications"))
-        .await
-        .expect("notifications builds");
+    let app =
+        interlock_notifications::Application::build_with(settings, outbound(pki, "notifications"))
+            .await
+            .expect("notifications builds");
     let addr = app.local_addr();
     spawn(app.run(std::future::pending()));
     (addr, db)
 }
 
 /// auth's settings for tests: bcrypt at the minimum cost, secrets random.
-pub fn auth_settings(pki: &Pki, db: &TestDb, port: u16, users: &str, roles: &str) -> interlock_auth::Settings {
+pub fn auth_settings(
+    pki: &Pki,
+    db: &TestDb,
+    port: u16,
+    users: &str,
+    roles: &str,
+) -> interlock_auth::Settings {
     use interlock_auth::config::*;
-    let secret = || SecretString::from(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
+    let secret = || {
+        SecretString::from(format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ))
+    };
     interlock_auth::Settings {
         server: listen(port),
         database: DatabaseSettings::from_url(db.url.clone()),
@@ -238,6 +260,8 @@ pub struct Stack {
     pub issuer: TokenIssuer,
     pub auth: Option<SocketAddr>,
     pub auth_db: Option<TestDb>,
+    /// The settings auth was started with (secrets included).
+    pub auth_settings: Option<interlock_auth::Settings>,
     pub roles: SocketAddr,
     pub roles_db: TestDb,
     pub users: SocketAddr,
@@ -260,19 +284,30 @@ impl Stack {
         let (roles, roles_db) = spawn_roles(&pki, &jwks).await;
         let (users, users_db) = spawn_users(&pki, &jwks, roles).await;
         let (notifications, notifications_db) = spawn_notifications(&pki, &jwks).await;
-        let (auth, auth_db) = if tokens == Tokens::FromAuth {
+        let (auth, auth_db, auth_settings) = if tokens == Tokens::FromAuth {
             let db = pg::create("auth").await;
-            let mut settings = auth_settings(&pki, &db, auth_port, &format!("http://{users}"), &format!("http://{roles}"));
+            let mut settings = auth_settings(
+                &pki,
+                &db,
+                auth_port,
+                &format!("http://{users}"),
+                &format!("http://{roles}"),
+            );
             tweak(&mut settings);
-            (Some(spawn_auth(&pki, settings).await), Some(db))
+            (
+                Some(spawn_auth(&pki, settings.clone()).await),
+                Some(db),
+                Some(settings),
+            )
         } else {
-            (None, None)
+            (None, None, None)
         };
         Self {
             pki,
             issuer,
             auth,
             auth_db,
+            auth_settings,
             roles,
             roles_db,
             users,

@@ -33,7 +33,9 @@ impl TokenIssuer {
         let kid = format!("test-{}", Uuid::new_v4().simple());
         let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256).expect("jwk");
         jwk.common.key_id = Some(kid.clone());
-        let set = JwkSet { keys: vec![jwk.clone()] };
+        let set = JwkSet {
+            keys: vec![jwk.clone()],
+        };
         let app = axum::Router::new().route(
             "/.well-known/jwks.json",
             axum::routing::get(move || {
@@ -41,7 +43,9 @@ impl TokenIssuer {
                 async move { axum::Json(set) }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
@@ -86,21 +90,32 @@ impl TokenIssuer {
     pub fn bad_tokens(&self, user_id: Uuid) -> Vec<(&'static str, String)> {
         let good = self.claims(user_id, 900);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&good).expect("json"));
-        let none_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, self.kid));
+        let none_header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#,
+            self.kid
+        ));
         // HMAC confusion: HS256 keyed with the public key's JSON.
         let mut hs = Header::new(Algorithm::HS256);
         hs.kid = Some(self.kid.clone());
         let public = serde_json::to_vec(&self.jwk).expect("jwk json");
-        let hmac = jsonwebtoken::encode(&hs, &good, &EncodingKey::from_secret(&public)).expect("hs256");
+        let hmac =
+            jsonwebtoken::encode(&hs, &good, &EncodingKey::from_secret(&public)).expect("hs256");
         let mut wrong_aud = good.clone();
         wrong_aud.aud = "someone-else".into();
         let mut wrong_iss = good.clone();
         wrong_iss.iss = "evil-issuer".into();
         let good_token = self.token(user_id);
         let (head, rest) = good_token.split_once('.').expect("jwt");
-        let tampered = format!("{head}.{}{}", URL_SAFE_NO_PAD.encode(br#"{"sub":"x"}"#), &rest[rest.find('.').expect("sig")..]);
+        let tampered = format!(
+            "{head}.{}{}",
+            URL_SAFE_NO_PAD.encode(br#"{"sub":"x"}"#),
+            &rest[rest.find('.').expect("sig")..]
+        );
         vec![
-            ("expired", self.sign(&self.claims(user_id, -120), &self.kid, &self.key)),
+            (
+                "expired",
+                self.sign(&self.claims(user_id, -120), &self.kid, &self.key),
+            ),
             ("wrongly signed", self.sign(&good, &self.kid, &self.stray)),
             ("unknown kid", self.sign(&good, "no-such-kid", &self.stray)),
             ("alg none", format!("{none_header}.{payload}.")),

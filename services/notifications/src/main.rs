@@ -1,7 +1,7 @@
 //! The notifications binary: load settings, start logging, run until SIGTERM.
 
-use interlock_notifications::{Application, Settings};
 use interlock_common::{server, settings, telemetry};
+use interlock_notifications::{Application, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

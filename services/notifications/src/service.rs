@@ -28,10 +28,16 @@ fn fcm_token(v: &str) -> Result<&str, ApiError> {
         return Err(ApiError::invalid("fcm_token", "is required"));
     }
     if v.len() > MAX_TOKEN {
-        return Err(ApiError::invalid("fcm_token", format!("must be at most {MAX_TOKEN} characters")));
+        return Err(ApiError::invalid(
+            "fcm_token",
+            format!("must be at most {MAX_TOKEN} characters"),
+        ));
     }
     if !v.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::invalid("fcm_token", "must be printable ASCII without spaces"));
+        return Err(ApiError::invalid(
+            "fcm_token",
+            "must be printable ASCII without spaces",
+        ));
     }
     Ok(v)
 }
@@ -48,7 +54,10 @@ fn platform(v: i32) -> Result<i16, ApiError> {
 
 #[tonic::async_trait]
 impl NotificationsService for Notifications {
-    async fn list_mine(&self, req: Request<ListMineRequest>) -> Result<Response<ListMineResponse>, Status> {
+    async fn list_mine(
+        &self,
+        req: Request<ListMineRequest>,
+    ) -> Result<Response<ListMineResponse>, Status> {
         let me = context::user(&req)?.user_id;
         let b = req.get_ref();
         let limit = validate::page_size("page_size", b.page_size, 20, 100)?;
@@ -90,7 +99,10 @@ impl NotificationsService for Notifications {
         }))
     }
 
-    async fn register_device(&self, req: Request<RegisterDeviceRequest>) -> Result<Response<Device>, Status> {
+    async fn register_device(
+        &self,
+        req: Request<RegisterDeviceRequest>,
+    ) -> Result<Response<Device>, Status> {
         let me = context::user(&req)?.user_id;
         let b = req.get_ref();
         let token = fcm_token(&b.fcm_token)?;
@@ -111,7 +123,10 @@ impl NotificationsService for Notifications {
     ) -> Result<Response<UnregisterDeviceResponse>, Status> {
         let me = context::user(&req)?.user_id;
         let id = validate::uuid("device_id", &req.get_ref().device_id)?;
-        if !store::delete_device(&self.0.pool, me, id).await.map_err(ApiError::from)? {
+        if !store::delete_device(&self.0.pool, me, id)
+            .await
+            .map_err(ApiError::from)?
+        {
             return Err(Status::not_found(format!("device {id} not found")));
         }
         Ok(Response::new(UnregisterDeviceResponse {}))
@@ -120,7 +135,10 @@ impl NotificationsService for Notifications {
 
 #[tonic::async_trait]
 impl NotificationsInternal for Notifications {
-    async fn create(&self, req: Request<CreateRequest>) -> Result<Response<CreateResponse>, Status> {
+    async fn create(
+        &self,
+        req: Request<CreateRequest>,
+    ) -> Result<Response<CreateResponse>, Status> {
         let by = context::peer(&req)?.spiffe_id.clone();
         let b = req.get_ref();
         let text = validate::text("text", &b.text, 1, MAX_TEXT)?;
@@ -129,9 +147,10 @@ impl NotificationsInternal for Notifications {
             "" => None,
             r => Some(validate::text("request_id", r, 1, 128)?),
         };
-        let (id, created) = store::create(&self.0.pool, &text, &recipients, &by, request_id.as_deref())
-            .await
-            .map_err(ApiError::from)?;
+        let (id, created) =
+            store::create(&self.0.pool, &text, &recipients, &by, request_id.as_deref())
+                .await
+                .map_err(ApiError::from)?;
         if created {
             tracing::info!(notification_id = %id, recipients = recipients.len(), created_by = %by, "notification created");
         }
@@ -141,9 +160,14 @@ impl NotificationsInternal for Notifications {
         }))
     }
 
-    async fn list_pending(&self, req: Request<ListPendingRequest>) -> Result<Response<ListPendingResponse>, Status> {
+    async fn list_pending(
+        &self,
+        req: Request<ListPendingRequest>,
+    ) -> Result<Response<ListPendingResponse>, Status> {
         let limit = validate::page_size("limit", req.get_ref().limit, 100, 1000)?;
-        let rows = store::pending(&self.0.pool, limit).await.map_err(ApiError::from)?;
+        let rows = store::pending(&self.0.pool, limit)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(ListPendingResponse {
             notifications: rows
                 .into_iter()
@@ -162,13 +186,19 @@ impl NotificationsInternal for Notifications {
         req: Request<MarkProcessedRequest>,
     ) -> Result<Response<MarkProcessedResponse>, Status> {
         let ids = validate::uuid_list("ids", &req.get_ref().ids, 1000)?;
-        match store::mark_processed(&self.0.pool, &ids).await.map_err(ApiError::from)? {
+        match store::mark_processed(&self.0.pool, &ids)
+            .await
+            .map_err(ApiError::from)?
+        {
             Ok(n) => Ok(Response::new(MarkProcessedResponse {
                 processed: u32::try_from(n).unwrap_or(u32::MAX),
             })),
             Err(unknown) => {
                 let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
-                Err(Status::not_found(format!("unknown notification ids: {}", list.join(", "))))
+                Err(Status::not_found(format!(
+                    "unknown notification ids: {}",
+                    list.join(", ")
+                )))
             }
         }
     }

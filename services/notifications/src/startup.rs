@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use interlock_common::client::Outbound;
 use interlock_common::server::{self, Base};
-use interlock_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
 use interlock_proto::notifications::v1::notifications_internal_server::NotificationsInternalServer;
+use interlock_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
 use tonic::service::Routes;
 
 use crate::config::Settings;
@@ -38,21 +38,33 @@ impl Application {
         let notifications = Notifications(Arc::new(NotificationsState {
             pool: base.pool.clone(),
         }));
-        Ok(Self { base, notifications })
+        Ok(Self {
+            base,
+            notifications,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.base.listener.local_addr().expect("bound listener has an address")
+        self.base
+            .listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let routes = Routes::new(NotificationsServiceServer::new(self.notifications.clone()))
             .add_service(NotificationsInternalServer::new(self.notifications));
         server::serve(
             self.base.listener,
             routes,
             self.base.guard,
-            &["interlock.notifications.v1.NotificationsService", "interlock.notifications.v1.NotificationsInternal"],
+            &[
+                "interlock.notifications.v1.NotificationsService",
+                "interlock.notifications.v1.NotificationsInternal",
+            ],
             shutdown,
         )
         .await

@@ -90,19 +90,26 @@ pub async fn pending(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<Pending>> {
 #[tracing::instrument(skip(pool, ids), fields(ids = ids.len()))]
 pub async fn mark_processed(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Result<u64, Vec<Uuid>>> {
     let mut tx = pool.begin().await?;
-    let known: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM notifications WHERE id = ANY($1) FOR UPDATE")
-        .bind(ids)
-        .fetch_all(&mut *tx)
-        .await?;
-    let unknown: Vec<Uuid> = ids.iter().filter(|id| !known.contains(id)).copied().collect();
+    let known: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM notifications WHERE id = ANY($1) FOR UPDATE")
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    let unknown: Vec<Uuid> = ids
+        .iter()
+        .filter(|id| !known.contains(id))
+        .copied()
+        .collect();
     if !unknown.is_empty() {
         return Ok(Err(unknown));
     }
-    let n = sqlx::query("UPDATE notifications SET processed_at = now() WHERE id = ANY($1) AND processed_at IS NULL")
-        .bind(ids)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "UPDATE notifications SET processed_at = now() WHERE id = ANY($1) AND processed_at IS NULL",
+    )
+    .bind(ids)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     tx.commit().await?;
     Ok(Ok(n))
 }
@@ -136,7 +143,11 @@ pub async fn list_for(
 /// Marks received (keeping the first time). `None` if the user is not a
 /// recipient of that notification.
 #[tracing::instrument(skip(pool))]
-pub async fn mark_received(pool: &PgPool, id: Uuid, user_id: Uuid) -> sqlx::Result<Option<DateTime<Utc>>> {
+pub async fn mark_received(
+    pool: &PgPool,
+    id: Uuid,
+    user_id: Uuid,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar(
         "UPDATE recipients SET received_at = COALESCE(received_at, now())
          WHERE notification_id = $1 AND user_id = $2 RETURNING received_at",
@@ -149,7 +160,12 @@ pub async fn mark_received(pool: &PgPool, id: Uuid, user_id: Uuid) -> sqlx::Resu
 
 /// Registers a token for the user; a token of another user moves over.
 #[tracing::instrument(skip(pool, token))]
-pub async fn upsert_device(pool: &PgPool, user_id: Uuid, token: &str, platform: i16) -> sqlx::Result<Device> {
+pub async fn upsert_device(
+    pool: &PgPool,
+    user_id: Uuid,
+    token: &str,
+    platform: i16,
+) -> sqlx::Result<Device> {
     sqlx::query_as(
         "INSERT INTO devices (id, user_id, fcm_token, platform) VALUES ($1, $2, $3, $4)
          ON CONFLICT (fcm_token) DO UPDATE
@@ -167,11 +183,13 @@ pub async fn upsert_device(pool: &PgPool, user_id: Uuid, token: &str, platform: 
 /// Deletes the user's own device; false if it is not theirs.
 #[tracing::instrument(skip(pool))]
 pub async fn delete_device(pool: &PgPool, user_id: Uuid, device_id: Uuid) -> sqlx::Result<bool> {
-    Ok(sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")
-        .bind(device_id)
-        .bind(user_id)
-        .execute(pool)
-        .await?
-        .rows_affected()
-        == 1)
+    Ok(
+        sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")
+            .bind(device_id)
+            .bind(user_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            == 1,
+    )
 }

@@ -13,7 +13,8 @@ impl RoleName {
         }
         let ok = (2..=32).contains(&v.len())
             && v.starts_with(|c: char| c.is_ascii_lowercase())
-            && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            && v.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if !ok {
             return Err(ApiError::invalid(
                 field,
@@ -35,7 +36,10 @@ mod tests {
     /// Role names follow the documented pattern; errors name the field.
     #[test]
     fn role_name_rules() {
-        assert_eq!(RoleName::parse("role", " editor ").unwrap().as_str(), "editor");
+        assert_eq!(
+            RoleName::parse("role", " editor ").unwrap().as_str(),
+            "editor"
+        );
         for bad in ["", "a", "Admin", "1st", "has space", &"x".repeat(33)] {
             let e = RoleName::parse("role", bad).unwrap_err().to_string();
             assert!(e.starts_with("role: "), "{bad}: {e}");

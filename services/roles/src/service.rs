@@ -38,7 +38,10 @@ impl Roles {
     }
 
     async fn known_user(&self, user_id: uuid::Uuid) -> Result<(), Status> {
-        if store::subject_exists(&self.0.pool, user_id).await.map_err(ApiError::from)? {
+        if store::subject_exists(&self.0.pool, user_id)
+            .await
+            .map_err(ApiError::from)?
+        {
             Ok(())
         } else {
             Err(Status::not_found(format!("user {user_id} not found")))
@@ -61,7 +64,10 @@ impl RolesAdmin for Roles {
         Ok(Response::new(GrantResponse { changed }))
     }
 
-    async fn revoke(&self, req: Request<RevokeRequest>) -> Result<Response<RevokeResponse>, Status> {
+    async fn revoke(
+        &self,
+        req: Request<RevokeRequest>,
+    ) -> Result<Response<RevokeResponse>, Status> {
         let admin = self.require_admin(&req).await?;
         let body = req.get_ref();
         let user_id = validate::uuid("user_id", &body.user_id)?;
@@ -89,9 +95,15 @@ impl RolesAdmin for Roles {
         };
         let limit = validate::page_size("page_size", body.page_size, 100, 500)?;
         let after = Cursor::decode("page_token", &body.page_token)?;
-        let rows = store::list(&self.0.pool, user_id, role.as_ref().map(|r| r.as_str()), after, limit + 1)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = store::list(
+            &self.0.pool,
+            user_id,
+            role.as_ref().map(|r| r.as_str()),
+            after,
+            limit + 1,
+        )
+        .await
+        .map_err(ApiError::from)?;
         let (rows, next_page_token) = split_page(rows, limit, |a| Cursor {
             at: a.granted_at,
             id: a.user_id,
@@ -114,7 +126,10 @@ impl RolesAdmin for Roles {
 
 #[tonic::async_trait]
 impl RolesInternal for Roles {
-    async fn get_roles(&self, req: Request<GetRolesRequest>) -> Result<Response<GetRolesResponse>, Status> {
+    async fn get_roles(
+        &self,
+        req: Request<GetRolesRequest>,
+    ) -> Result<Response<GetRolesResponse>, Status> {
         let user_id = validate::uuid("user_id", &req.get_ref().user_id)?;
         let roles = store::roles_of(&self.0.pool, user_id)
             .await
@@ -138,7 +153,10 @@ impl RolesInternal for Roles {
         Ok(Response::new(AssignDefaultRolesResponse { roles }))
     }
 
-    async fn remove_user(&self, req: Request<RemoveUserRequest>) -> Result<Response<RemoveUserResponse>, Status> {
+    async fn remove_user(
+        &self,
+        req: Request<RemoveUserRequest>,
+    ) -> Result<Response<RemoveUserResponse>, Status> {
         let user_id = validate::uuid("user_id", &req.get_ref().user_id)?;
         let removed = store::remove_subject(&self.0.pool, user_id)
             .await

@@ -43,17 +43,26 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.base.listener.local_addr().expect("bound listener has an address")
+        self.base
+            .listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let routes = Routes::new(RolesAdminServer::new(self.roles.clone()))
             .add_service(RolesInternalServer::new(self.roles));
         server::serve(
             self.base.listener,
             routes,
             self.base.guard,
-            &["interlock.roles.v1.RolesAdmin", "interlock.roles.v1.RolesInternal"],
+            &[
+                "interlock.roles.v1.RolesAdmin",
+                "interlock.roles.v1.RolesInternal",
+            ],
             shutdown,
         )
         .await

@@ -29,10 +29,11 @@ pub async fn roles_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Vec<S
     if !subject_exists(pool, user_id).await? {
         return Ok(None);
     }
-    let roles = sqlx::query_scalar("SELECT role FROM role_assignments WHERE user_id = $1 ORDER BY role")
-        .bind(user_id)
-        .fetch_all(pool)
-        .await?;
+    let roles =
+        sqlx::query_scalar("SELECT role FROM role_assignments WHERE user_id = $1 ORDER BY role")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
     Ok(Some(roles))
 }
 
@@ -69,7 +70,12 @@ pub async fn remove_subject(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> 
 
 /// Grants a role; false when it was already held.
 #[tracing::instrument(skip(pool))]
-pub async fn grant(pool: &PgPool, user_id: Uuid, role: &str, granted_by: &str) -> sqlx::Result<bool> {
+pub async fn grant(
+    pool: &PgPool,
+    user_id: Uuid,
+    role: &str,
+    granted_by: &str,
+) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "INSERT INTO role_assignments (user_id, role, granted_by) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
@@ -98,10 +104,11 @@ pub enum Revoked {
 pub async fn revoke(pool: &PgPool, user_id: Uuid, role: &str) -> sqlx::Result<Revoked> {
     let mut tx = pool.begin().await?;
     if role == crate::ADMIN {
-        let admins: Vec<Uuid> =
-            sqlx::query_scalar("SELECT user_id FROM role_assignments WHERE role = 'admin' FOR UPDATE")
-                .fetch_all(&mut *tx)
-                .await?;
+        let admins: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT user_id FROM role_assignments WHERE role = 'admin' FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         if admins == [user_id] {
             return Ok(Revoked::LastAdmin);
         }
@@ -113,7 +120,11 @@ pub async fn revoke(pool: &PgPool, user_id: Uuid, role: &str) -> sqlx::Result<Re
         .await?
         .rows_affected();
     tx.commit().await?;
-    Ok(if n == 1 { Revoked::Yes } else { Revoked::NotHeld })
+    Ok(if n == 1 {
+        Revoked::Yes
+    } else {
+        Revoked::NotHeld
+    })
 }
 
 /// Assignments filtered by user and/or role, oldest first, after `after`.
@@ -149,10 +160,14 @@ pub async fn bootstrap_admin(pool: &PgPool, user_id: Uuid) -> anyhow::Result<()>
     sqlx::query("LOCK TABLE role_assignments IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM role_assignments WHERE role = 'admin'")
-        .fetch_one(&mut *tx)
-        .await?;
-    anyhow::ensure!(existing == 0, "an admin already exists; use RolesAdmin/Grant instead");
+    let existing: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM role_assignments WHERE role = 'admin'")
+            .fetch_one(&mut *tx)
+            .await?;
+    anyhow::ensure!(
+        existing == 0,
+        "an admin already exists; use RolesAdmin/Grant instead"
+    );
     let known = sqlx::query("SELECT 1 FROM subjects WHERE user_id = $1")
         .bind(user_id)
         .fetch_optional(&mut *tx)

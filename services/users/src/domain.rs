@@ -16,9 +16,21 @@ pub struct ProfileChanges {
 impl ProfileChanges {
     pub fn parse(req: &UpdateMeRequest) -> Result<Self, ApiError> {
         let changes = Self {
-            first_name: req.first_name.as_deref().map(|v| validate::text("first_name", v, 1, 100)).transpose()?,
-            last_name: req.last_name.as_deref().map(|v| validate::text("last_name", v, 1, 100)).transpose()?,
-            display_name: req.display_name.as_deref().map(|v| validate::text("display_name", v, 0, 100)).transpose()?,
+            first_name: req
+                .first_name
+                .as_deref()
+                .map(|v| validate::text("first_name", v, 1, 100))
+                .transpose()?,
+            last_name: req
+                .last_name
+                .as_deref()
+                .map(|v| validate::text("last_name", v, 1, 100))
+                .transpose()?,
+            display_name: req
+                .display_name
+                .as_deref()
+                .map(|v| validate::text("display_name", v, 0, 100))
+                .transpose()?,
             locale: req.locale.as_deref().map(locale).transpose()?,
             time_zone: req.time_zone.as_deref().map(time_zone).transpose()?,
         };
@@ -36,11 +48,15 @@ fn locale(v: &str) -> Result<String, ApiError> {
     let lang_ok = parts
         .next()
         .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
-    let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    let rest_ok =
+        parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
     if v.is_empty() || (lang_ok && rest_ok && v.len() <= 35) {
         Ok(v.to_owned())
     } else {
-        Err(ApiError::invalid("locale", "must be a BCP 47 tag such as en or pt-BR"))
+        Err(ApiError::invalid(
+            "locale",
+            "must be a BCP 47 tag such as en or pt-BR",
+        ))
     }
 }
 
@@ -49,13 +65,18 @@ fn time_zone(v: &str) -> Result<String, ApiError> {
     let v = v.trim();
     let ok = v.len() <= 64
         && v.split('/').all(|p| {
-            !p.is_empty() && p.starts_with(|c: char| c.is_ascii_alphabetic())
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
+            !p.is_empty()
+                && p.starts_with(|c: char| c.is_ascii_alphabetic())
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
         });
     if v.is_empty() || ok {
         Ok(v.to_owned())
     } else {
-        Err(ApiError::invalid("time_zone", "must be an IANA zone name such as Europe/Paris"))
+        Err(ApiError::invalid(
+            "time_zone",
+            "must be an IANA zone name such as Europe/Paris",
+        ))
     }
 }
 
@@ -76,10 +97,37 @@ mod tests {
         assert_eq!(ok.first_name.as_deref(), Some("Ada"));
         assert_eq!(ok.last_name, None);
         let err = |r: UpdateMeRequest| ProfileChanges::parse(&r).unwrap_err().to_string();
-        assert_eq!(err(UpdateMeRequest::default()), "update: set at least one field");
-        assert_eq!(err(UpdateMeRequest { first_name: Some("".into()), ..Default::default() }), "first_name: is required");
-        assert!(err(UpdateMeRequest { locale: Some("english!".into()), ..Default::default() }).starts_with("locale:"));
-        assert!(err(UpdateMeRequest { time_zone: Some("../etc".into()), ..Default::default() }).starts_with("time_zone:"));
-        assert!(ProfileChanges::parse(&UpdateMeRequest { locale: Some("".into()), ..Default::default() }).is_ok());
+        assert_eq!(
+            err(UpdateMeRequest::default()),
+            "update: set at least one field"
+        );
+        assert_eq!(
+            err(UpdateMeRequest {
+                first_name: Some("".into()),
+                ..Default::default()
+            }),
+            "first_name: is required"
+        );
+        assert!(
+            err(UpdateMeRequest {
+                locale: Some("english!".into()),
+                ..Default::default()
+            })
+            .starts_with("locale:")
+        );
+        assert!(
+            err(UpdateMeRequest {
+                time_zone: Some("../etc".into()),
+                ..Default::default()
+            })
+            .starts_with("time_zone:")
+        );
+        assert!(
+            ProfileChanges::parse(&UpdateMeRequest {
+                locale: Some("".into()),
+                ..Default::default()
+            })
+            .is_ok()
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The users binary: load settings, start logging, run until SIGTERM.
 
-use interlock_users::{Application, Settings};
 use interlock_common::{server, settings, telemetry};
+use interlock_users::{Application, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

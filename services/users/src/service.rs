@@ -35,7 +35,9 @@ impl Users {
             .0
             .roles
             .clone()
-            .get_roles(GetRolesRequest { user_id: id.to_string() })
+            .get_roles(GetRolesRequest {
+                user_id: id.to_string(),
+            })
             .await
         {
             Ok(r) => Ok(r.into_inner().roles),
@@ -104,12 +106,13 @@ impl UsersInternal for Users {
         req: Request<BatchGetUsersRequest>,
     ) -> Result<Response<BatchGetUsersResponse>, Status> {
         let ids = validate::uuid_list("ids", &req.get_ref().ids, MAX_BATCH)?;
-        let mut found: std::collections::HashMap<Uuid, Profile> = store::get_many(&self.0.pool, &ids)
-            .await
-            .map_err(ApiError::from)?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
+        let mut found: std::collections::HashMap<Uuid, Profile> =
+            store::get_many(&self.0.pool, &ids)
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect();
         let mut missing = Vec::new();
         let mut ordered = Vec::with_capacity(found.len());
         for id in ids {
@@ -118,7 +121,8 @@ impl UsersInternal for Users {
                 None => missing.push(id.to_string()),
             }
         }
-        let users = futures::future::try_join_all(ordered.into_iter().map(|p| self.with_roles(p))).await?;
+        let users =
+            futures::future::try_join_all(ordered.into_iter().map(|p| self.with_roles(p))).await?;
         Ok(Response::new(BatchGetUsersResponse { users, missing }))
     }
 
@@ -137,7 +141,10 @@ impl UsersInternal for Users {
             created_at: now,
             updated_at: now,
         };
-        if !store::insert(&self.0.pool, &wanted).await.map_err(ApiError::from)? {
+        if !store::insert(&self.0.pool, &wanted)
+            .await
+            .map_err(ApiError::from)?
+        {
             // Idempotent retry: the same data is fine, other data is not.
             let existing = store::get(&self.0.pool, wanted.id)
                 .await
@@ -148,15 +155,23 @@ impl UsersInternal for Users {
                 && existing.first_name == wanted.first_name
                 && existing.last_name == wanted.last_name;
             if !same {
-                return Err(Status::already_exists(format!("user {} exists with other data", wanted.id)));
+                return Err(Status::already_exists(format!(
+                    "user {} exists with other data",
+                    wanted.id
+                )));
             }
         }
         Ok(Response::new(self.load(wanted.id).await?))
     }
 
-    async fn delete_user(&self, req: Request<DeleteUserRequest>) -> Result<Response<DeleteUserResponse>, Status> {
+    async fn delete_user(
+        &self,
+        req: Request<DeleteUserRequest>,
+    ) -> Result<Response<DeleteUserResponse>, Status> {
         let id = validate::uuid("id", &req.get_ref().id)?;
-        let deleted = store::delete(&self.0.pool, id).await.map_err(ApiError::from)?;
+        let deleted = store::delete(&self.0.pool, id)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(DeleteUserResponse { deleted }))
     }
 }

@@ -38,7 +38,8 @@ impl Application {
         )
         .await?;
         let roles = RolesInternalClient::new(
-            client::channel(&settings.peers.roles_url, outbound.clone()).map_err(anyhow::Error::msg)?,
+            client::channel(&settings.peers.roles_url, outbound.clone())
+                .map_err(anyhow::Error::msg)?,
         );
         let users = Users(Arc::new(UsersState {
             pool: base.pool.clone(),
@@ -48,17 +49,26 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.base.listener.local_addr().expect("bound listener has an address")
+        self.base
+            .listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let routes = Routes::new(UsersServiceServer::new(self.users.clone()))
             .add_service(UsersInternalServer::new(self.users));
         server::serve(
             self.base.listener,
             routes,
             self.base.guard,
-            &["interlock.users.v1.UsersService", "interlock.users.v1.UsersInternal"],
+            &[
+                "interlock.users.v1.UsersService",
+                "interlock.users.v1.UsersInternal",
+            ],
             shutdown,
         )
         .await

@@ -142,9 +142,15 @@ impl PeerVerifier {
                     return Err(PeerError::Untrusted("trust bundle root has expired".into()));
                 }
                 let spiffe_id = self.spiffe_id(&leaf)?;
-                return Ok((spiffe_id, not_after.min(root.validity().not_after.timestamp())));
+                return Ok((
+                    spiffe_id,
+                    not_after.min(root.validity().not_after.timestamp()),
+                ));
             }
-            match intermediates.iter().find(|i| i.is_ca() && signs(i, current)) {
+            match intermediates
+                .iter()
+                .find(|i| i.is_ca() && signs(i, current))
+            {
                 Some(next) => {
                     if !next.validity().is_valid_at(at) {
                         return Err(PeerError::OutsideValidity);
@@ -155,9 +161,7 @@ impl PeerVerifier {
                 None => break,
             }
         }
-        Err(PeerError::Untrusted(
-            "no chain to the trust bundle".into(),
-        ))
+        Err(PeerError::Untrusted("no chain to the trust bundle".into()))
     }
 
     fn spiffe_id(&self, leaf: &X509Certificate<'_>) -> Result<String, PeerError> {
@@ -225,7 +229,9 @@ mod tests {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec![]).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
         Ca {
             cert: params.self_signed(&key).unwrap(),
             key,
@@ -275,20 +281,35 @@ mod tests {
         let v = verifier(&ca);
         let id = "spiffe://interlock.local/svc/users";
         assert_eq!(v.verify(None, now()), Err(PeerError::Missing));
-        assert!(matches!(v.verify(Some("Cert=\"x\""), now()), Err(PeerError::Malformed(_))));
+        assert!(matches!(
+            v.verify(Some("Cert=\"x\""), now()),
+            Err(PeerError::Malformed(_))
+        ));
 
         let untrusted = encode(&svid(&other, id, (-60, 600)), None, id);
-        assert!(matches!(v.verify(Some(&untrusted), now()), Err(PeerError::Untrusted(_))));
+        assert!(matches!(
+            v.verify(Some(&untrusted), now()),
+            Err(PeerError::Untrusted(_))
+        ));
 
         let expired = encode(&svid(&ca, id, (-600, -60)), None, id);
-        assert_eq!(v.verify(Some(&expired), now()), Err(PeerError::OutsideValidity));
+        assert_eq!(
+            v.verify(Some(&expired), now()),
+            Err(PeerError::OutsideValidity)
+        );
 
         let future = encode(&svid(&ca, id, (600, 1200)), None, id);
-        assert_eq!(v.verify(Some(&future), now()), Err(PeerError::OutsideValidity));
+        assert_eq!(
+            v.verify(Some(&future), now()),
+            Err(PeerError::OutsideValidity)
+        );
 
         let foreign = "spiffe://elsewhere.example/svc/users";
         let foreign = encode(&svid(&ca, foreign, (-60, 600)), None, foreign);
-        assert!(matches!(v.verify(Some(&foreign), now()), Err(PeerError::NoSpiffeId(_))));
+        assert!(matches!(
+            v.verify(Some(&foreign), now()),
+            Err(PeerError::NoSpiffeId(_))
+        ));
     }
 
     /// A cached SVID stops being accepted once it expires.
@@ -299,7 +320,10 @@ mod tests {
         let id = "spiffe://interlock.local/svc/auth";
         let header = encode(&svid(&ca, id, (-60, 30)), None, id);
         assert!(v.verify(Some(&header), now()).is_ok());
-        assert_eq!(v.verify(Some(&header), now() + 120), Err(PeerError::OutsideValidity));
+        assert_eq!(
+            v.verify(Some(&header), now() + 120),
+            Err(PeerError::OutsideValidity)
+        );
     }
 
     /// An SVID issued by an intermediate chains through the forwarded Chain.
@@ -309,7 +333,9 @@ mod tests {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec![]).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, "intermediate");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "intermediate");
         let issuer = rcgen::Issuer::from_ca_cert_der(root.cert.der(), &root.key).unwrap();
         let inter = Ca {
             cert: params.signed_by(&key, &issuer).unwrap(),
@@ -319,7 +345,10 @@ mod tests {
         let leaf = svid(&inter, id, (-60, 600));
         let v = verifier(&root);
         let without_chain = encode(&leaf, None, id);
-        assert!(matches!(v.verify(Some(&without_chain), now()), Err(PeerError::Untrusted(_))));
+        assert!(matches!(
+            v.verify(Some(&without_chain), now()),
+            Err(PeerError::Untrusted(_))
+        ));
         let with_chain = encode(&leaf, Some(&format!("{leaf}{}", inter.cert.pem())), id);
         assert_eq!(v.verify(Some(&with_chain), now()).unwrap(), id);
     }

@@ -46,7 +46,9 @@ pub fn parse(header: &str) -> Result<ForwardedCert, XfccError> {
     let mut chain = Vec::new();
     let mut uri = None;
     for pair in split_unquoted(elements[0], ';')? {
-        let (key, value) = pair.split_once('=').ok_or(XfccError::Syntax("pair without '='"))?;
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or(XfccError::Syntax("pair without '='"))?;
         let value = unquote(value.trim())?;
         match key.trim().to_ascii_lowercase().as_str() {
             "cert" => cert = Some(pem_blocks(&value, "Cert")?),
@@ -130,7 +132,10 @@ pub fn encode(cert_pem: &str, chain_pem: Option<&str>, uri: &str) -> String {
         utf8_percent_encode(cert_pem, NON_ALPHANUMERIC)
     );
     if let Some(chain) = chain_pem {
-        out.push_str(&format!(";Chain=\"{}\"", utf8_percent_encode(chain, NON_ALPHANUMERIC)));
+        out.push_str(&format!(
+            ";Chain=\"{}\"",
+            utf8_percent_encode(chain, NON_ALPHANUMERIC)
+        ));
     }
     out.push_str(&format!(";URI={uri}"));
     out
@@ -152,7 +157,10 @@ mod tests {
         let pem = cert_pem();
         let header = encode(&pem, None, "spiffe://t/svc/a");
         let parsed = parse(&format!("Hash=abc;{header}")).unwrap();
-        let expected = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap().1.contents;
+        let expected = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents;
         assert_eq!(parsed.cert_der, expected);
         assert_eq!(parsed.uri.as_deref(), Some("spiffe://t/svc/a"));
         assert!(parsed.chain_der.is_empty());
@@ -162,9 +170,18 @@ mod tests {
     #[test]
     fn malformed_headers_are_refused() {
         let good = encode(&cert_pem(), None, "spiffe://t/a");
-        assert_eq!(parse(&format!("{good},{good}")), Err(XfccError::SeveralElements));
-        assert_eq!(parse("By=spiffe://t/a;URI=spiffe://t/a"), Err(XfccError::NoCert));
-        assert_eq!(parse("Cert=\"abc"), Err(XfccError::Syntax("unterminated quote")));
+        assert_eq!(
+            parse(&format!("{good},{good}")),
+            Err(XfccError::SeveralElements)
+        );
+        assert_eq!(
+            parse("By=spiffe://t/a;URI=spiffe://t/a"),
+            Err(XfccError::NoCert)
+        );
+        assert_eq!(
+            parse("Cert=\"abc"),
+            Err(XfccError::Syntax("unterminated quote"))
+        );
         assert_eq!(parse("Cert=\"not-a-pem\""), Err(XfccError::BadPem("Cert")));
         assert_eq!(parse("garbage"), Err(XfccError::Syntax("pair without '='")));
     }

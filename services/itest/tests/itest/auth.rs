@@ -1,0 +1,626 @@
+//! auth end to end with the real users and roles: registration, login,
+//! refresh rotation with reuse detection, logout, throttling, JWKS and key
+//! rotation.
+
+use std::time::{Duration, Instant};
+
+use interlock_itest::services::{self, Tokens};
+use interlock_itest::{Caller, Stack};
+use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
+use interlock_proto::auth::v1::*;
+use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
+use interlock_proto::users::v1::users_service_client::UsersServiceClient;
+use interlock_proto::users::v1::{GetMeRequest, GetUserRequest};
+use tonic::Code;
+
+use crate::assert_status;
+
+fn register_req(login: &str) -> RegisterRequest {
+    RegisterRequest {
+        login: login.into(),
+        email: format!("{login}@example.com"),
+        password: "correct horse battery".into(),
+        first_name: "Grace".into(),
+        last_name: "Hopper".into(),
+    }
+}
+
+fn login_req(who: &str, password: &str) -> LoginRequest {
+    LoginRequest {
+        login_or_email: who.into(),
+        password: password.into(),
+    }
+}
+
+fn edge(s: &Stack) -> AuthServiceClient<services::Client> {
+    AuthServiceClient::new(Caller::peer(&s.pki, "edge").to(s.auth()))
+}
+
+/// Register -> login (by login and by email) -> GetMe through users with the
+/// token auth issued, roles included.
+#[tokio::test]
+async fn register_then_login_then_get_me_with_default_roles() {
+    let s = Stack::with_auth().await;
+    let mut auth = edge(&s);
+    let user_id = auth
+        .register(register_req("grace"))
+        .await
+        .expect("register")
+        .into_inner()
+        .user_id;
+
+    let by_login = auth
+        .login(login_req("grace", "correct horse battery"))
+        .await
+        .expect("login")
+        .into_inner();
+    let by_email = auth
+        .login(login_req("GRACE@example.com", "correct horse battery"))
+        .await
+        .expect("email")
+        .into_inner();
+    assert_eq!(by_login.user_id, user_id);
+    assert_eq!(by_email.user_id, user_id);
+    assert_ne!(
+        by_login.session_id, by_email.session_id,
+        "each login is its own session"
+    );
+    assert_eq!(by_login.token_type, "Bearer");
+
+    let me = UsersServiceClient::new(Caller::user(&s.pki, &by_login.access_token).to(s.users))
+        .get_me(GetMeRequest {})
+        .await
+        .expect("get me")
+        .into_inner();
+    assert_eq!(
+        (me.id.as_str(), me.login.as_str(), me.email.as_str()),
+        (user_id.as_str(), "grace", "grace@example.com")
+    );
+    assert_eq!(me.roles, vec!["user".to_owned()]);
+}
+
+/// The access token carries the documented claims and an ES256 `kid` that
+/// the JWKS (gRPC and HTTP) publishes.
+#[tokio::test]
+async fn access_token_claims_and_jwks() {
+    let s = Stack::with_auth().await;
+    let mut auth = edge(&s);
+    let user_id = auth
+        .register(register_req("claims"))
+        .await
+        .expect("register")
+        .into_inner()
+        .user_id;
+    let pair = auth
+        .login(login_req("claims", "correct horse battery"))
+        .await
+        .expect("login")
+        .into_inner();
+    let header = jsonwebtoken::decode_header(&pair.access_token).expect("header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let kid = header.kid.expect("kid");
+    let claims: interlock_common::jwt::AccessClaims =
+        jsonwebtoken::dangerous::insecure_decode_claims(&pair.access_token).expect("claims");
+    assert_eq!(
+        (claims.sub.as_str(), claims.sid.as_str()),
+        (user_id.as_str(), pair.session_id.as_str())
+    );
+    assert_eq!(
+        (claims.iss.as_str(), claims.aud.as_str()),
+        ("interlock-auth", "interlock")
+    );
+    assert_eq!(claims.exp - claims.iat, 900, "15 minutes");
+    assert!(!claims.jti.is_empty());
+
+    let jwks = auth
+        .get_jwks(GetJwksRequest {})
+        .await
+        .expect("jwks")
+        .into_inner();
+    assert!(jwks.key_ids.contains(&kid));
+    assert!(!jwks.jwks_json.contains("\"d\""), "no private key material");
+}
+
+/// Every refresh rotates; a used refresh token revokes the whole session.
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_session() {
+    let s = Stack::with_auth().await;
+    let mut auth = edge(&s);
+    auth.register(register_req("rotor"))
+        .await
+        .expect("register");
+    let first = auth
+        .login(login_req("rotor", "correct horse battery"))
+        .await
+        .expect("login")
+        .into_inner();
+    let second = auth
+        .refresh(RefreshRequest {
+            refresh_token: first.refresh_token.clone(),
+        })
+        .await
+        .expect("refresh")
+        .into_inner();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.session_id, first.session_id);
+    let third = auth
+        .refresh(RefreshRequest {
+            refresh_token: second.refresh_token.clone(),
+        })
+        .await
+        .expect("refresh again")
+        .into_inner();
+
+    // An attacker replays the first token: the family is revoked...
+    assert_status(
+        auth.refresh(RefreshRequest {
+            refresh_token: first.refresh_token,
+        })
+        .await,
+        Code::Unauthenticated,
+        "already used",
+    );
+    // ...so the legitimate newest token no longer works either.
+    assert_status(
+        auth.refresh(RefreshRequest {
+            refresh_token: third.refresh_token,
+        })
+        .await,
+        Code::Unauthenticated,
+        "not valid",
+    );
+    assert_status(
+        auth.refresh(RefreshRequest {
+            refresh_token: "made-up".into(),
+        })
+        .await,
+        Code::Unauthenticated,
+        "not valid",
+    );
+    assert_status(
+        auth.refresh(RefreshRequest {
+            refresh_token: String::new(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "refresh_token: is required",
+    );
+}
+
+/// Logout needs the session's access token and ends its refresh tokens.
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let s = Stack::with_auth().await;
+    let mut auth = edge(&s);
+    auth.register(register_req("leaver"))
+        .await
+        .expect("register");
+    let pair = auth
+        .login(login_req("leaver", "correct horse battery"))
+        .await
+        .expect("login")
+        .into_inner();
+    assert_status(
+        auth.logout(LogoutRequest {}).await,
+        Code::Unauthenticated,
+        "missing access token",
+    );
+    let mut with_token =
+        AuthServiceClient::new(Caller::user(&s.pki, &pair.access_token).to(s.auth()));
+    let out = with_token
+        .logout(LogoutRequest {})
+        .await
+        .expect("logout")
+        .into_inner();
+    assert_eq!(out.session_id, pair.session_id);
+    assert_status(
+        auth.refresh(RefreshRequest {
+            refresh_token: pair.refresh_token,
+        })
+        .await,
+        Code::Unauthenticated,
+        "not valid",
+    );
+}
+
+/// Registration validates each field and refuses taken logins and emails;
+/// an identical retry after success does not create a second user.
+#[tokio::test]
+async fn register_validates_and_refuses_duplicates() {
+    let s = Stack::with_auth().await;
+    let mut auth = edge(&s);
+    let cases = [
+        (
+            RegisterRequest {
+                login: "x".into(),
+                ..register_req("val")
+            },
+            "login: must be 3 to 32",
+        ),
+        (
+            RegisterRequest {
+                email: "nope".into(),
+                ..register_req("val")
+            },
+            "email: must be an email",
+        ),
+        (
+            RegisterRequest {
+                password: "short".into(),
+                ..register_req("val")
+            },
+            "password: must be at least 8",
+        ),
+        (
+            RegisterRequest {
+                first_name: " ".into(),
+                ..register_req("val")
+            },
+            "first_name: is required",
+        ),
+        (
+            RegisterRequest {
+                last_name: "x".repeat(101),
+                ..register_req("val")
+            },
+            "last_name: must be at most 100",
+        ),
+    ];
+    for (req, msg) in cases {
+        assert_status(auth.register(req).await, Code::InvalidArgument, msg);
+    }
+    let id = auth
+        .register(register_req("dup"))
+        .await
+        .expect("first")
+        .into_inner()
+        .user_id;
+    assert_status(
+        auth.register(register_req("dup")).await,
+        Code::AlreadyExists,
+        "login is already registered",
+    );
+    let same_email = RegisterRequest {
+        login: "dup2".into(),
+        ..register_req("dup")
+    };
+    assert_status(
+        auth.register(same_email).await,
+        Code::AlreadyExists,
+        "email is already registered",
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM profiles")
+        .fetch_one(
+            &sqlx::PgPool::connect(&s.users_db.url)
+                .await
+                .expect("users db"),
+        )
+        .await
+        .expect("count");
+    assert_eq!(count, 1, "one user, {id}");
+}
+
+/// When roles cannot be reached, registration leaves nothing behind, and the
+/// same registration succeeds once roles is back.
+#[tokio::test]
+async fn failed_registration_is_compensated_and_can_be_retried() {
+    let s = Stack::with_auth().await;
+    // A second auth replica on the same database whose roles address is dead.
+    let mut settings = s.auth_settings.clone().expect("auth settings");
+    settings.server.listen.set_port(0);
+    settings.peers.roles_url = format!("http://127.0.0.1:{}", services::free_port());
+    let broken = services::spawn_auth(&s.pki, settings).await;
+    let mut via_broken = AuthServiceClient::new(Caller::peer(&s.pki, "edge").to(broken));
+    assert_status(
+        via_broken.register(register_req("phoenix")).await,
+        Code::Unavailable,
+        "roles is unavailable",
+    );
+
+    let profiles: i64 = sqlx::query_scalar("SELECT count(*) FROM profiles")
+        .fetch_one(
+            &sqlx::PgPool::connect(&s.users_db.url)
+                .await
+                .expect("users db"),
+        )
+        .await
+        .expect("count");
+    assert_eq!(profiles, 0, "the users profile was compensated");
+    let mut auth = edge(&s);
+    assert_status(
+        auth.login(login_req("phoenix", "correct horse battery"))
+            .await,
+        Code::Unauthenticated,
+        "invalid login",
+    );
+
+    let id = auth
+        .register(register_req("phoenix"))
+        .await
+        .expect("retry succeeds")
+        .into_inner()
+        .user_id;
+    let user = UsersInternalClient::new(Caller::peer(&s.pki, "auth").to(s.users))
+        .get_user(GetUserRequest { id: id.clone() })
+        .await
+        .expect("profile")
+        .into_inner();
+    assert_eq!(user.roles, vec!["user".to_owned()]);
+}
+
+/// Wrong password and unknown login look the same, and the unknown login
+/// still pays for a bcrypt verification (it is not answered instantly).
+#[tokio::test]
+async fn unknown_login_and_wrong_password_are_indistinguishable() {
+    let s = Stack::with_auth().await;
+    let mut auth = edge(&s);
+    auth.register(register_req("known"))
+        .await
+        .expect("register");
+    let timed = |r: Result<tonic::Response<TokenPair>, tonic::Status>, started: Instant| {
+        let e = r.expect_err("must fail");
+        (e.code(), e.message().to_owned(), started.elapsed())
+    };
+    let mut wrong = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..3 {
+        let t = Instant::now();
+        wrong.push(timed(
+            auth.login(login_req("known", &format!("wrong password {i}")))
+                .await,
+            t,
+        ));
+        let t = Instant::now();
+        unknown.push(timed(
+            auth.login(login_req(&format!("ghost{i}"), "wrong password"))
+                .await,
+            t,
+        ));
+    }
+    assert_eq!((wrong[0].0, &wrong[0].1), (unknown[0].0, &unknown[0].1));
+    assert_eq!(wrong[0].0, Code::Unauthenticated);
+    let min = |v: &[(Code, String, Duration)]| v.iter().map(|x| x.2).min().expect("samples");
+    // bcrypt cost 10 takes tens of milliseconds; answering an unknown login
+    // without it would take about one.
+    assert!(
+        min(&unknown) * 3 > min(&wrong),
+        "unknown {:?} vs wrong {:?}",
+        min(&unknown),
+        min(&wrong)
+    );
+}
+
+/// Five failures lock the account (even for the right password) with a
+/// retry hint; a flood from one address locks the address.
+#[tokio::test]
+async fn login_is_throttled_per_account_and_per_address() {
+    let s = Stack::start(Tokens::FromAuth, |c| {
+        c.throttle.max_failures_per_address = 8
+    })
+    .await;
+    let mut auth = edge(&s);
+    auth.register(register_req("target"))
+        .await
+        .expect("register");
+    auth.register(register_req("bystander"))
+        .await
+        .expect("register");
+    let from = |addr: &str| {
+        AuthServiceClient::new(Caller::peer(&s.pki, "edge").with_address(addr).to(s.auth()))
+    };
+    let mut attacker = from("203.0.113.7");
+    for _ in 0..5 {
+        assert_status(
+            attacker.login(login_req("target", "guess")).await,
+            Code::Unauthenticated,
+            "invalid login",
+        );
+    }
+    let throttled = attacker
+        .login(login_req("target", "correct horse battery"))
+        .await
+        .expect_err("throttled");
+    assert_eq!(throttled.code(), Code::ResourceExhausted);
+    assert!(
+        throttled.message().contains("retry in"),
+        "{}",
+        throttled.message()
+    );
+    let retry_after: u64 = throttled
+        .metadata()
+        .get("retry-after")
+        .expect("hint")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after));
+
+    // The address has 5 failures; 3 more on other accounts reach its limit of 8.
+    for _ in 0..3 {
+        let _ = attacker.login(login_req("nobody", "guess")).await;
+    }
+    assert_status(
+        attacker
+            .login(login_req("bystander", "correct horse battery"))
+            .await,
+        Code::ResourceExhausted,
+        "retry in",
+    );
+    // Another address is not affected.
+    from("198.51.100.1")
+        .login(login_req("bystander", "correct horse battery"))
+        .await
+        .expect("other address logs in");
+}
+
+/// Login input is validated before anything else.
+#[tokio::test]
+async fn login_validates_its_fields() {
+    let s = Stack::with_auth().await;
+    let mut auth = edge(&s);
+    assert_status(
+        auth.login(login_req("", "x")).await,
+        Code::InvalidArgument,
+        "login_or_email: is required",
+    );
+    assert_status(
+        auth.login(login_req("a", "")).await,
+        Code::InvalidArgument,
+        "password: is required",
+    );
+    assert_status(
+        auth.login(login_req("a", &"p".repeat(129))).await,
+        Code::InvalidArgument,
+        "password: must be at most 128",
+    );
+}
+
+/// auth's external API is for the edge only.
+#[tokio::test]
+async fn auth_external_api_refuses_other_peers() {
+    let s = Stack::with_auth().await;
+    let mut c = AuthServiceClient::new(Caller::peer(&s.pki, "users").to(s.auth()));
+    assert_status(
+        c.register(register_req("sneaky")).await,
+        Code::PermissionDenied,
+        "may not call",
+    );
+    let mut c = AuthServiceClient::new(Caller::default().to(s.auth()));
+    assert_status(
+        c.login(login_req("a", "b")).await,
+        Code::Unauthenticated,
+        "missing x-forwarded-client-cert",
+    );
+}
+
+/// Keys are published before they sign and stay published until the tokens
+/// they signed have expired (simulated clock, real database).
+#[tokio::test]
+async fn signing_keys_rotate_with_overlap() {
+    use chrono::{Duration as D, Utc};
+    use interlock_auth::keys::{KeyPolicy, KeyRing};
+    let db = interlock_itest::pg::create("auth").await;
+    let pool = interlock_common::db::connect(
+        &interlock_common::db::DatabaseSettings::from_url(db.url.clone()),
+        &interlock_auth::MIGRATOR,
+    )
+    .await
+    .expect("db");
+    let policy = KeyPolicy {
+        rotation_interval: D::hours(24),
+        publish_lead: D::minutes(10),
+        retire_after: D::minutes(16),
+    };
+    let secret = secrecy::SecretString::from("a-seal-secret-of-at-least-32-characters".to_owned());
+    let ring = KeyRing::new(pool.clone(), &secret, policy);
+    let kids = |set: jsonwebtoken::jwk::JwkSet| {
+        set.keys
+            .into_iter()
+            .filter_map(|k| k.common.key_id)
+            .collect::<Vec<_>>()
+    };
+    let t0 = Utc::now();
+
+    ring.maintain(t0).await.expect("bootstrap");
+    let k1 = ring.signing_key(t0).await.expect("a key").0;
+    assert_eq!(kids(ring.jwks().await), vec![k1.clone()]);
+
+    // Just before the lead: nothing new. At the lead: K2 is published, K1 signs.
+    ring.maintain(t0 + D::hours(24) - D::minutes(11))
+        .await
+        .expect("early");
+    assert_eq!(ring.jwks().await.keys.len(), 1);
+    let t_pub = t0 + D::hours(24) - D::minutes(10);
+    ring.maintain(t_pub).await.expect("publish");
+    let published = kids(ring.jwks().await);
+    assert_eq!(published.len(), 2);
+    let k2 = published.iter().find(|k| **k != k1).expect("k2").clone();
+    assert_eq!(
+        ring.signing_key(t_pub).await.expect("k").0,
+        k1,
+        "K2 does not sign yet"
+    );
+
+    // K2 signs from its time; K1 stays published for tokens it signed.
+    let t_switch = t0 + D::hours(24);
+    ring.maintain(t_switch).await.expect("switch");
+    assert_eq!(ring.signing_key(t_switch).await.expect("k").0, k2);
+    assert!(kids(ring.jwks().await).contains(&k1));
+
+    // Once K1's last tokens have expired, K1 is gone.
+    ring.maintain(t_switch + D::minutes(17))
+        .await
+        .expect("retire");
+    assert_eq!(kids(ring.jwks().await), vec![k2]);
+
+    // A replica with the wrong seal secret cannot load the keys.
+    let wrong = KeyRing::new(
+        pool,
+        &secrecy::SecretString::from("another-secret-of-32-characters-or-more".to_owned()),
+        policy,
+    );
+    let err = wrong
+        .maintain(t_switch + D::minutes(18))
+        .await
+        .expect_err("cannot unseal");
+    assert!(err.to_string().contains("cannot be unsealed"), "{err}");
+}
+
+/// The HTTP JWKS answers allowed peers and refuses others.
+#[tokio::test]
+async fn http_jwks_is_served_to_allowed_peers_only() {
+    let s = Stack::with_auth().await;
+    let url = format!("http://{}/.well-known/jwks.json", s.auth());
+    let client = reqwest_like::Client::new();
+    let ok = client.get(&url, Some(&s.pki.xfcc("users"))).await;
+    assert_eq!(ok.0, 200);
+    assert!(
+        ok.1.contains("\"kid\"") && ok.1.contains("\"P-256\""),
+        "{}",
+        ok.1
+    );
+    assert_eq!(client.get(&url, None).await.0, 401);
+    assert_eq!(
+        client
+            .get(&url, Some(&s.pki.untrusted_xfcc("users")))
+            .await
+            .0,
+        401
+    );
+}
+
+/// A minimal HTTP/1.1 GET over tokio, so the test does not pull in an HTTP
+/// client crate.
+mod reqwest_like {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub struct Client;
+
+    impl Client {
+        pub fn new() -> Self {
+            Self
+        }
+
+        pub async fn get(&self, url: &str, xfcc: Option<&str>) -> (u16, String) {
+            let rest = url.strip_prefix("http://").expect("http url");
+            let (host, path) = rest.split_once('/').expect("path");
+            let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+            let mut req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+            if let Some(x) = xfcc {
+                req.push_str(&format!("x-forwarded-client-cert: {x}\r\n"));
+            }
+            req.push_str("\r\n");
+            stream.write_all(req.as_bytes()).await.expect("write");
+            let mut buf = Vec::new();
+            stream.read_to_end(&mut buf).await.expect("read");
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let code = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .expect("status");
+            (code, text)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! User tokens, through a real external RPC (users.GetMe): only an ES256
+//! token from a published key, for our issuer and audience, gets through.
+
+use interlock_itest::{Caller, Stack};
+use interlock_proto::users::v1::GetMeRequest;
+use interlock_proto::users::v1::users_service_client::UsersServiceClient;
+use tonic::Code;
+
+use crate::assert_status;
+
+/// Every kind of bad token is UNAUTHENTICATED, and a good one is not.
+#[tokio::test]
+async fn bad_tokens_are_unauthenticated_and_a_good_one_passes() {
+    let s = Stack::with_test_tokens().await;
+    let user = uuid::Uuid::new_v4();
+    for (what, token) in s.issuer.bad_tokens(user) {
+        let mut c = UsersServiceClient::new(Caller::user(&s.pki, &token).to(s.users));
+        let err = c.get_me(GetMeRequest {}).await.expect_err(what);
+        assert_eq!(
+            err.code(),
+            Code::Unauthenticated,
+            "{what}: {}",
+            err.message()
+        );
+        assert!(
+            !err.message().contains(&token),
+            "{what}: the token leaked into the error"
+        );
+    }
+    // The good token passes the guard; the user simply has no profile.
+    let mut c = UsersServiceClient::new(s.as_user(user).to(s.users));
+    assert_status(c.get_me(GetMeRequest {}).await, Code::NotFound, "not found");
+}
+
+/// No token at all is refused with a clear reason.
+#[tokio::test]
+async fn missing_token_is_unauthenticated() {
+    let s = Stack::with_test_tokens().await;
+    let mut c = UsersServiceClient::new(Caller::peer(&s.pki, "edge").to(s.users));
+    assert_status(
+        c.get_me(GetMeRequest {}).await,
+        Code::Unauthenticated,
+        "missing access token",
+    );
+}
+
+/// A valid token does not help a caller that is not the edge: external APIs
+/// are for the edge only.
+#[tokio::test]
+async fn valid_token_from_a_non_edge_peer_is_denied() {
+    let s = Stack::with_test_tokens().await;
+    let token = s.issuer.token(uuid::Uuid::new_v4());
+    let mut c = UsersServiceClient::new(
+        Caller::peer(&s.pki, "notifications")
+            .with_token(&token)
+            .to(s.users),
+    );
+    assert_status(
+        c.get_me(GetMeRequest {}).await,
+        Code::PermissionDenied,
+        "may not call",
+    );
+}

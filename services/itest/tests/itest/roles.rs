@@ -1,0 +1,310 @@
+//! roles: default roles at registration, the admin API and its guard rails,
+//! and the first-admin bootstrap.
+
+use interlock_itest::Stack;
+use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
+use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
+use interlock_proto::roles::v1::*;
+use sqlx::PgPool;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::assert_status;
+
+async fn register(s: &Stack, id: Uuid) {
+    RolesInternalClient::new(s.as_peer("auth").to(s.roles))
+        .assign_default_roles(AssignDefaultRolesRequest {
+            user_id: id.to_string(),
+        })
+        .await
+        .expect("default roles");
+}
+
+async fn pool(s: &Stack) -> PgPool {
+    PgPool::connect(&s.roles_db.url).await.expect("roles db")
+}
+
+fn grant(id: Uuid, role: &str) -> GrantRequest {
+    GrantRequest {
+        user_id: id.to_string(),
+        role: role.into(),
+    }
+}
+
+/// Default roles are idempotent, GetRoles reads them, RemoveUser forgets.
+#[tokio::test]
+async fn default_roles_get_roles_and_remove_user() {
+    let s = Stack::with_test_tokens().await;
+    let id = Uuid::new_v4();
+    let mut c = RolesInternalClient::new(s.as_peer("auth").to(s.roles));
+    let first = c
+        .assign_default_roles(AssignDefaultRolesRequest {
+            user_id: id.to_string(),
+        })
+        .await
+        .expect("assign");
+    let again = c
+        .assign_default_roles(AssignDefaultRolesRequest {
+            user_id: id.to_string(),
+        })
+        .await
+        .expect("retry");
+    assert_eq!(first.into_inner().roles, again.into_inner().roles);
+    let roles = c
+        .get_roles(GetRolesRequest {
+            user_id: id.to_string(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .roles;
+    assert_eq!(roles, vec!["user".to_owned()]);
+    assert_status(
+        c.get_roles(GetRolesRequest {
+            user_id: "x".into(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "user_id: must be a UUID",
+    );
+    assert!(
+        c.remove_user(RemoveUserRequest {
+            user_id: id.to_string()
+        })
+        .await
+        .expect("rm")
+        .into_inner()
+        .removed
+    );
+    assert!(
+        !c.remove_user(RemoveUserRequest {
+            user_id: id.to_string()
+        })
+        .await
+        .expect("rm2")
+        .into_inner()
+        .removed
+    );
+    assert_status(
+        c.get_roles(GetRolesRequest {
+            user_id: id.to_string(),
+        })
+        .await,
+        Code::NotFound,
+        "not found",
+    );
+}
+
+/// Only an admin may use the admin API; the bootstrap makes the first one,
+/// once.
+#[tokio::test]
+async fn admin_api_requires_admin_and_bootstrap_makes_exactly_one() {
+    let s = Stack::with_test_tokens().await;
+    let (admin, user) = (Uuid::new_v4(), Uuid::new_v4());
+    register(&s, admin).await;
+    register(&s, user).await;
+
+    let mut as_user = RolesAdminClient::new(s.as_user(user).to(s.roles));
+    assert_status(
+        as_user.grant(grant(user, "admin")).await,
+        Code::PermissionDenied,
+        "admin role is required",
+    );
+    assert_status(
+        as_user.list(ListRequest::default()).await,
+        Code::PermissionDenied,
+        "admin role is required",
+    );
+
+    let db = pool(&s).await;
+    let unknown = Uuid::new_v4();
+    assert!(
+        interlock_roles::store::bootstrap_admin(&db, unknown)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("not registered")
+    );
+    interlock_roles::store::bootstrap_admin(&db, admin)
+        .await
+        .expect("first admin");
+    let second = interlock_roles::store::bootstrap_admin(&db, user)
+        .await
+        .unwrap_err();
+    assert!(
+        second.to_string().contains("an admin already exists"),
+        "{second}"
+    );
+
+    let mut as_admin = RolesAdminClient::new(s.as_user(admin).to(s.roles));
+    assert!(
+        as_admin
+            .grant(grant(user, "editor"))
+            .await
+            .expect("grant")
+            .into_inner()
+            .changed
+    );
+    assert!(
+        !as_admin
+            .grant(grant(user, "editor"))
+            .await
+            .expect("again")
+            .into_inner()
+            .changed
+    );
+    let roles = RolesInternalClient::new(s.as_peer("users").to(s.roles))
+        .get_roles(GetRolesRequest {
+            user_id: user.to_string(),
+        })
+        .await
+        .expect("roles")
+        .into_inner()
+        .roles;
+    assert_eq!(roles, vec!["editor".to_owned(), "user".to_owned()]);
+}
+
+/// Grant and Revoke validate, know their users, and never drop the last
+/// admin.
+#[tokio::test]
+async fn grant_and_revoke_validate_and_protect_the_last_admin() {
+    let s = Stack::with_test_tokens().await;
+    let (admin, user) = (Uuid::new_v4(), Uuid::new_v4());
+    register(&s, admin).await;
+    register(&s, user).await;
+    interlock_roles::store::bootstrap_admin(&pool(&s).await, admin)
+        .await
+        .expect("bootstrap");
+    let mut c = RolesAdminClient::new(s.as_user(admin).to(s.roles));
+
+    assert_status(
+        c.grant(grant(user, "Bad Role")).await,
+        Code::InvalidArgument,
+        "role: must be",
+    );
+    assert_status(
+        c.grant(grant(user, "")).await,
+        Code::InvalidArgument,
+        "role: is required",
+    );
+    assert_status(
+        c.grant(GrantRequest {
+            user_id: "nope".into(),
+            role: "x1".into(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "user_id",
+    );
+    let ghost = Uuid::new_v4();
+    assert_status(
+        c.grant(grant(ghost, "editor")).await,
+        Code::NotFound,
+        &ghost.to_string(),
+    );
+
+    let revoke = |id: Uuid, role: &str| RevokeRequest {
+        user_id: id.to_string(),
+        role: role.into(),
+    };
+    assert_status(
+        c.revoke(revoke(admin, "admin")).await,
+        Code::FailedPrecondition,
+        "last admin",
+    );
+    assert!(
+        !c.revoke(revoke(user, "editor"))
+            .await
+            .expect("not held")
+            .into_inner()
+            .changed
+    );
+    c.grant(grant(user, "admin")).await.expect("second admin");
+    assert!(
+        c.revoke(revoke(admin, "admin"))
+            .await
+            .expect("now allowed")
+            .into_inner()
+            .changed
+    );
+    // The former admin has lost the admin API.
+    assert_status(
+        c.list(ListRequest::default()).await,
+        Code::PermissionDenied,
+        "admin role is required",
+    );
+}
+
+/// List pages through assignments without repeats or gaps, filtered.
+#[tokio::test]
+async fn list_pages_through_assignments() {
+    let s = Stack::with_test_tokens().await;
+    let admin = Uuid::new_v4();
+    register(&s, admin).await;
+    interlock_roles::store::bootstrap_admin(&pool(&s).await, admin)
+        .await
+        .expect("bootstrap");
+    let mut c = RolesAdminClient::new(s.as_user(admin).to(s.roles));
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        let u = Uuid::new_v4();
+        register(&s, u).await;
+        c.grant(grant(u, "editor")).await.expect("grant");
+        users.push(u);
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list(ListRequest {
+                role: "editor".into(),
+                page_size: 3,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        seen.extend(page.assignments.iter().map(|a| a.user_id.clone()));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let expected: Vec<String> = users.iter().map(ToString::to_string).collect();
+    assert_eq!(seen, expected);
+
+    let all_of_admin = c
+        .list(ListRequest {
+            user_id: admin.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect("by user")
+        .into_inner();
+    let roles: Vec<_> = all_of_admin
+        .assignments
+        .iter()
+        .map(|a| a.role.as_str())
+        .collect();
+    assert_eq!(roles.len(), 2);
+    assert!(roles.contains(&"admin") && roles.contains(&"user"));
+    assert_status(
+        c.list(ListRequest {
+            page_token: "bogus".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "page_token",
+    );
+    assert_status(
+        c.list(ListRequest {
+            page_size: 501,
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "page_size",
+    );
+}
