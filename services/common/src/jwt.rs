@@ -78,6 +78,7 @@ pub struct HttpJwks {
 impl HttpJwks {
     pub fn new(
         url: impl Into<String>,
+        socket: Option<&std::path::Path>,
         timeout: Duration,
         outbound: &crate::client::Outbound,
     ) -> Result<Self, String> {
@@ -88,9 +89,13 @@ impl HttpJwks {
             let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| e.to_string())?;
             headers.insert(name, value);
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .default_headers(headers)
+            .default_headers(headers);
+        if let Some(path) = socket {
+            builder = builder.unix_socket(path.to_owned());
+        }
+        let client = builder
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {

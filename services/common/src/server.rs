@@ -6,8 +6,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -17,10 +17,52 @@ use crate::guard::Guard;
 /// Longest a single RPC may run before the server cancels it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A bound listener: TCP (tests, containers) or a Unix socket (local mesh).
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, std::path::PathBuf),
+}
+
+impl Listener {
+    /// Binds `addr`; a stale socket file from an earlier run is replaced.
+    pub async fn bind(addr: &crate::settings::ListenAddr) -> anyhow::Result<Self> {
+        use crate::settings::ListenAddr;
+        match addr {
+            ListenAddr::Tcp(a) => Ok(Self::Tcp(
+                TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("binding {a}: {e}"))?,
+            )),
+            ListenAddr::Unix(path) => {
+                if path.exists() {
+                    std::fs::remove_file(path)?;
+                }
+                let l = UnixListener::bind(path)
+                    .map_err(|e| anyhow::anyhow!("binding {}: {e}", path.display()))?;
+                Ok(Self::Unix(l, path.clone()))
+            }
+        }
+    }
+
+    /// The TCP address (the real port when bound to port 0).
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Tcp(l) => l.local_addr().ok(),
+            Self::Unix(..) => None,
+        }
+    }
+
+    /// Where it listens, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Self::Unix(_, p) => format!("unix:{}", p.display()),
+        }
+    }
+}
+
 /// Runs `routes` on `listener` until `shutdown` completes.
 /// `service_names` are the fully qualified gRPC services for health.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     routes: Routes,
     guard: Guard,
     service_names: &[&'static str],
@@ -36,11 +78,13 @@ pub async fn serve(
         .set_service_status("", ServingStatus::Serving)
         .await;
 
+    // Reflection lists every external service (the edge sends reflection
+    // to one service) and never an internal one.
     let mut reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(interlock_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(interlock_proto::EXTERNAL_FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for name in service_names {
-        reflection = reflection.with_service_name(*name);
+    for name in external_services() {
+        reflection = reflection.with_service_name(name);
     }
     let reflection = reflection
         .build_v1()
@@ -59,13 +103,34 @@ pub async fn serve(
                 .await;
         }
     };
-    Server::builder()
+    let router = Server::builder()
         .accept_http1(true)
         .timeout(REQUEST_TIMEOUT)
         .layer(guard)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
-        .await
+        .add_routes(routes);
+    match listener {
+        Listener::Tcp(l) => {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(l), drain)
+                .await
+        }
+        Listener::Unix(l, _) => {
+            router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(l), drain)
+                .await
+        }
+    }
+}
+
+/// Fully qualified names of the external services, from the policy.
+pub fn external_services() -> Vec<String> {
+    let mut names: Vec<String> = crate::policy::Policy::embedded()
+        .services()
+        .filter(|s| s.exposure == crate::policy::Exposure::External)
+        .map(|s| s.name.clone())
+        .collect();
+    names.sort();
+    names
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -95,7 +160,7 @@ pub async fn shutdown_signal() {
 pub struct Base {
     pub pool: sqlx::PgPool,
     pub guard: Guard,
-    pub listener: TcpListener,
+    pub listener: Listener,
 }
 
 impl Base {
@@ -109,9 +174,7 @@ impl Base {
     ) -> anyhow::Result<Self> {
         let pool = crate::db::connect(database, migrator).await?;
         let guard = crate::guard::from_settings(peer, jwt).await?;
-        let listener = TcpListener::bind(server.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("binding {}: {e}", server.listen))?;
+        let listener = Listener::bind(&server.listen).await?;
         Ok(Self {
             pool,
             guard,

@@ -53,9 +53,39 @@ pub fn problems_to_result(service: &str, problems: Vec<String>) -> anyhow::Resul
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    /// Address to listen on; loopback in the mesh, so only the sidecar can
-    /// reach the service.
-    pub listen: SocketAddr,
+    /// `127.0.0.1:7000` or `unix:/path/to/grpc.sock`. In the mesh a Unix
+    /// socket in a directory only the workload's user can open, so only its
+    /// own sidecar can reach the service.
+    pub listen: ListenAddr,
+}
+
+/// Where a service listens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.strip_prefix("unix:") {
+            Some(path) if path.starts_with('/') => Ok(Self::Unix(PathBuf::from(path))),
+            Some(_) => Err(format!("{s}: a unix: address needs an absolute path")),
+            None => s
+                .parse()
+                .map(Self::Tcp)
+                .map_err(|_| format!("{s}: expected host:port or unix:/path")),
+        }
+    }
+}
+
+impl From<SocketAddr> for ListenAddr {
+    fn from(a: SocketAddr) -> Self {
+        Self::Tcp(a)
+    }
 }
 
 /// `[peer]`: where the trust bundle for peer checks comes from. Exactly one.
@@ -95,9 +125,12 @@ impl PeerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    /// auth's JWKS, e.g. `http://127.0.0.1:7000/.well-known/jwks.json`
-    /// (through the service's egress sidecar in the mesh).
+    /// auth's JWKS, e.g. `http://127.0.0.1:7000/.well-known/jwks.json`.
     pub jwks_url: String,
+    /// Fetch `jwks_url` over this Unix socket (the service's egress sidecar
+    /// in the mesh) instead of TCP.
+    #[serde(default)]
+    pub jwks_socket: Option<PathBuf>,
     #[serde(default = "default_issuer")]
     pub issuer: String,
     #[serde(default = "default_audience")]
@@ -157,8 +190,13 @@ impl JwtSettings {
 
     /// A verifier that fetches the JWKS over HTTP (with `outbound`'s headers).
     pub fn verifier(&self, outbound: &crate::client::Outbound) -> anyhow::Result<Arc<JwtVerifier>> {
-        let source = HttpJwks::new(&self.jwks_url, Duration::from_secs(5), outbound)
-            .map_err(anyhow::Error::msg)?;
+        let source = HttpJwks::new(
+            &self.jwks_url,
+            self.jwks_socket.as_deref(),
+            Duration::from_secs(5),
+            outbound,
+        )
+        .map_err(anyhow::Error::msg)?;
         Ok(Arc::new(JwtVerifier::new(
             Arc::new(source),
             self.verifier_options(),
@@ -166,9 +204,13 @@ impl JwtSettings {
     }
 }
 
-/// An outbound peer: the URL a service calls another module at.
+/// An outbound peer: `http(s)://host:port` or `unix:/path` (the egress
+/// sidecar's socket in the mesh).
 pub fn check_url(field: &str, url: &str, problems: &mut Vec<String>) {
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        problems.push(format!("{field}: must be an http(s) URL"));
+    let ok = url.starts_with("http://")
+        || url.starts_with("https://")
+        || url.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'));
+    if !ok {
+        problems.push(format!("{field}: must be an http(s) URL or unix:/path"));
     }
 }

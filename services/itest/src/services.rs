@@ -108,6 +108,7 @@ fn jwt_settings(jwks_url: &str) -> JwtSettings {
         jwks_url: jwks_url.to_owned(),
         issuer: crate::tokens::ISSUER.into(),
         audience: crate::tokens::AUDIENCE.into(),
+        jwks_socket: None,
         leeway_secs: 0,
         min_refresh_secs: 1,
         max_age_secs: 300,
@@ -116,7 +117,7 @@ fn jwt_settings(jwks_url: &str) -> JwtSettings {
 
 fn listen(port: u16) -> ServerSettings {
     ServerSettings {
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        listen: SocketAddr::from(([127, 0, 0, 1], port)).into(),
     }
 }
 
@@ -154,7 +155,7 @@ pub async fn spawn_roles(pki: &Pki, jwks_url: &str) -> (SocketAddr, TestDb) {
     let app = interlock_roles::Application::build_with(settings, outbound(pki, "roles"))
         .await
         .expect("roles builds");
-    let addr = app.local_addr();
+    let addr = app.local_addr().expect("tests listen on TCP");
     spawn(app.run(std::future::pending()));
     (addr, db)
 }
@@ -174,7 +175,7 @@ pub async fn spawn_users(pki: &Pki, jwks_url: &str, roles: SocketAddr) -> (Socke
     let app = interlock_users::Application::build_with(settings, outbound(pki, "users"))
         .await
         .expect("users builds");
-    let addr = app.local_addr();
+    let addr = app.local_addr().expect("tests listen on TCP");
     spawn(app.run(std::future::pending()));
     (addr, db)
 }
@@ -192,7 +193,7 @@ pub async fn spawn_notifications(pki: &Pki, jwks_url: &str) -> (SocketAddr, Test
         interlock_notifications::Application::build_with(settings, outbound(pki, "notifications"))
             .await
             .expect("notifications builds");
-    let addr = app.local_addr();
+    let addr = app.local_addr().expect("tests listen on TCP");
     spawn(app.run(std::future::pending()));
     (addr, db)
 }
@@ -240,7 +241,7 @@ pub async fn spawn_auth(pki: &Pki, settings: interlock_auth::Settings) -> Socket
     let app = interlock_auth::Application::build_with(settings, outbound(pki, "auth"))
         .await
         .expect("auth builds");
-    let addr = app.local_addr();
+    let addr = app.local_addr().expect("tests listen on TCP");
     spawn(app.run(std::future::pending()));
     addr
 }

@@ -35,3 +35,8 @@ pub mod notifications {
 
 /// The encoded `FileDescriptorSet` of all Interlock packages.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("interlock_descriptor");
+
+/// The same files with the internal services removed (what server
+/// reflection serves).
+pub const EXTERNAL_FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("interlock_external_descriptor");

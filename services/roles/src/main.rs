@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         [] => {
             let app = Application::build(settings).await?;
-            tracing::info!(addr = %app.local_addr(), "roles listening");
+            tracing::info!(listen = %app.describe_listener(), "roles listening");
             app.run(server::shutdown_signal()).await
         }
         [cmd, user_id] if cmd == "bootstrap-admin" => {

@@ -42,11 +42,14 @@ impl Application {
         Ok(Self { base, roles })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.base
-            .listener
-            .local_addr()
-            .expect("bound listener has an address")
+    /// The TCP address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.base.listener.tcp_addr()
+    }
+
+    /// Where it listens, for logs.
+    pub fn describe_listener(&self) -> String {
+        self.base.listener.describe()
     }
 
     pub async fn run(

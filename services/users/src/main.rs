@@ -8,6 +8,6 @@ async fn main() -> anyhow::Result<()> {
     let settings: Settings = settings::load("users")?;
     telemetry::init(&settings.log);
     let app = Application::build(settings).await?;
-    tracing::info!(addr = %app.local_addr(), "users listening");
+    tracing::info!(listen = %app.describe_listener(), "users listening");
     app.run(server::shutdown_signal()).await
 }

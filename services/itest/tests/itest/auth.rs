@@ -307,7 +307,7 @@ async fn failed_registration_is_compensated_and_can_be_retried() {
     let s = Stack::with_auth().await;
     // A second auth replica on the same database whose roles address is dead.
     let mut settings = s.auth_settings.clone().expect("auth settings");
-    settings.server.listen.set_port(0);
+    settings.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into();
     settings.peers.roles_url = format!("http://127.0.0.1:{}", services::free_port());
     let broken = services::spawn_auth(&s.pki, settings).await;
     let mut via_broken = AuthServiceClient::new(Caller::peer(&s.pki, "edge").to(broken));

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The local mesh: PostgreSQL, SPIRE server and agent, one Envoy sidecar per
+# service, the services, and the edge — real programs, as local processes.
+#   mesh.sh up       install what is missing, build, generate, start, wait
+#   mesh.sh down     stop everything
+#   mesh.sh status   what runs
+# Needs root (or sudo): each workload runs as its own Unix user, which is
+# what SPIRE attests.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$INTERLOCK_ROOT"
+
+RUN_DIR="${INTERLOCK_RUN_DIR:-/var/lib/interlock/mesh}"
+BIN_DIR="$RUN_DIR/bin"
+PC_PORT=17080        # mesh/topology.toml [process_compose]
+EDGE_PORT=17443      # mesh/topology.toml [edge]
+EDGE_ADMIN=17900
+WORKLOADS="edge auth roles users notifications"
+export RUN_DIR BIN_DIR EDGE_PORT
+
+[ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
+
+pc() { process-compose --port "$PC_PORT" "$@"; }
+
+running() { pc process list >/dev/null 2>&1; }
+
+users() {
+  for w in $WORKLOADS; do
+    id -u "interlock-$w" >/dev/null 2>&1 ||
+      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "interlock-$w"
+  done
+}
+
+install_binaries() {
+  mkdir -p "$BIN_DIR"
+  chmod 755 "$RUN_DIR" "$BIN_DIR"
+  local src
+  for b in envoy spire-server spire-agent; do
+    src="$(readlink -f "$TOOLS_DIR/bin/$b")"
+    install -m 755 "$src" "$BIN_DIR/$b"
+  done
+  for b in interlock-auth interlock-roles interlock-users interlock-notifications interlock-mesh; do
+    install -m 755 "$CARGO_TARGET_DIR/debug/$b" "$BIN_DIR/$b"
+  done
+}
+
+wait_ready() {
+  local deadline=$((SECONDS + ${INTERLOCK_MESH_TIMEOUT:-240}))
+  until curl -sf "http://127.0.0.1:$EDGE_ADMIN/ready" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "the mesh did not become ready; process states:"
+      pc process list -o wide >&2 || true
+      for f in "$RUN_DIR"/logs/*.log; do echo "== $f" >&2; tail -n 15 "$f" >&2; done
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+session() {
+  local login="demo$RANDOM"
+  cat <<TXT
+
+Interlock is up. Try it through the edge with grpcurl:
+
+  G="grpcurl -cacert $RUN_DIR/edge-ca.pem"
+  \$G localhost:$EDGE_PORT list
+  \$G -d '{"login":"$login","email":"$login@example.com","password":"correct horse battery","first_name":"Ada","last_name":"Lovelace"}' \\
+      localhost:$EDGE_PORT interlock.auth.v1.AuthService/Register
+  TOKEN=\$(\$G -d '{"login_or_email":"$login","password":"correct horse battery"}' \\
+      localhost:$EDGE_PORT interlock.auth.v1.AuthService/Login | sed -n 's/.*"accessToken": "\\(.*\\)".*/\\1/p')
+  \$G -H "authorization: Bearer \$TOKEN" localhost:$EDGE_PORT interlock.users.v1.UsersService/GetMe
+
+Logs: $RUN_DIR/logs/   Stop: bash scripts/mesh.sh down
+TXT
+}
+
+up() {
+  bash scripts/install-tools.sh
+  bash scripts/postgres.sh start
+  log "building the services"
+  cargo build --workspace --bins --locked
+  if running; then
+    log "stopping the running mesh first"
+    pc down >/dev/null 2>&1 || true
+  fi
+  users
+  install_binaries
+  "$BIN_DIR/interlock-mesh" generate --run-dir "$RUN_DIR" --bin-dir "$BIN_DIR" \
+    --pg-admin-url "$(bash scripts/postgres.sh url)"
+  log "starting the mesh (process-compose on 127.0.0.1:$PC_PORT)"
+  process-compose up --config "$RUN_DIR/process-compose.yaml" --port "$PC_PORT" \
+    --tui=false --detached >/dev/null
+  wait_ready
+  session
+}
+
+down() {
+  if running; then
+    pc down >/dev/null
+    log "mesh stopped"
+  else
+    log "the mesh is not running"
+  fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) pc process list -o wide ;;
+  *) die "usage: $0 up|down|status" ;;
+esac

@@ -1,0 +1,394 @@
+//! Envoy configurations (v3, JSON): the edge and one sidecar per workload.
+//!
+//! Identities come from the SPIRE agent over SDS: the certificate under the
+//! workload's SPIFFE ID, the bundle under `spiffe://<trust domain>`.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::topology::{Mesh, REFLECTION_MODULE, REFLECTION_PREFIXES, Route};
+
+const SDS_CLUSTER: &str = "spire_agent";
+const LOCAL_SERVICE: &str = "local_service";
+
+fn sidecar_cluster(module: &str) -> String {
+    format!("sidecar_{module}")
+}
+
+fn http2_options() -> Value {
+    json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": { "http2_protocol_options": {} }
+        }
+    })
+}
+
+fn pipe(path: &Path) -> Value {
+    json!({ "pipe": { "path": path } })
+}
+
+fn tcp(port: u16) -> Value {
+    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
+}
+
+fn static_cluster(name: &str, address: Value) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "typed_extension_protocol_options": http2_options(),
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": address } }] }]
+        }
+    })
+}
+
+fn sds(name: &str) -> Value {
+    json!({
+        "name": name,
+        "sds_config": {
+            "resource_api_version": "V3",
+            "api_config_source": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{ "envoy_grpc": { "cluster_name": SDS_CLUSTER } }]
+            }
+        }
+    })
+}
+
+/// TLS material from SDS, accepting only peers whose URI SAN is one of
+/// `peers` (exact match).
+fn common_tls(mesh: &Mesh, own_id: &str, peers: &[String]) -> Value {
+    let sans: Vec<Value> = peers
+        .iter()
+        .map(|id| json!({ "san_type": "URI", "matcher": { "exact": id } }))
+        .collect();
+    json!({
+        "tls_certificate_sds_secret_configs": [sds(own_id)],
+        "combined_validation_context": {
+            "default_validation_context": { "match_typed_subject_alt_names": sans },
+            "validation_context_sds_secret_config": sds(&mesh.trust_domain_id())
+        },
+        "alpn_protocols": ["h2"]
+    })
+}
+
+/// A cluster to `module`'s sidecar over mTLS, presenting `own_id`.
+fn peer_cluster(mesh: &Mesh, own_id: &str, module: &str) -> Value {
+    let port = mesh.topology.workloads[module].sidecar_port;
+    let mut c = static_cluster(&sidecar_cluster(module), tcp(port));
+    c["transport_socket"] = json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": common_tls(mesh, own_id, &[mesh.spiffe_id(module)])
+        }
+    });
+    c
+}
+
+fn router() -> Value {
+    json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+    })
+}
+
+fn hcm(stat_prefix: &str, routes: Vec<Value>, filters: Vec<Value>, extra: Value) -> Value {
+    let mut cfg = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": stat_prefix,
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": stat_prefix,
+            "virtual_hosts": [{ "name": stat_prefix, "domains": ["*"], "routes": routes }]
+        },
+        "http_filters": filters
+    });
+    if let (Some(cfg), Some(extra)) = (cfg.as_object_mut(), extra.as_object()) {
+        cfg.extend(extra.clone());
+    }
+    json!({ "name": "envoy.filters.network.http_connection_manager", "typed_config": cfg })
+}
+
+/// A gRPC refusal answered by Envoy itself (trailers-only response).
+fn grpc_refusal(code: u32, message: &str) -> Value {
+    json!({
+        "match": { "prefix": "/" },
+        "direct_response": { "status": 200 },
+        "response_headers_to_add": [
+            { "header": { "key": "content-type", "value": "application/grpc" } },
+            { "header": { "key": "grpc-status", "value": code.to_string() } },
+            { "header": { "key": "grpc-message", "value": message } }
+        ]
+    })
+}
+
+fn admin(port: u16) -> Value {
+    json!({ "address": tcp(port) })
+}
+
+/// The sidecar of `workload`: inbound mTLS listener with RBAC from the
+/// policy, forwarding to the service's socket with XFCC; and an egress
+/// listener on a private socket for the service's own calls.
+pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
+    let w = &mesh.topology.workloads[workload];
+    let own_id = mesh.spiffe_id(workload);
+    let inbound = mesh.inbound_rules(workload);
+    let outbound = mesh.outbound_routes(workload);
+
+    let mut clusters = vec![
+        static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket())),
+        static_cluster(LOCAL_SERVICE, pipe(&mesh.service_socket(workload))),
+    ];
+    clusters.extend(outbound.keys().map(|m| peer_cluster(mesh, &own_id, m)));
+
+    let mut callers: Vec<String> = inbound.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    callers.sort();
+    callers.dedup();
+    let policies: serde_json::Map<String, Value> = inbound
+        .iter()
+        .map(|(route, ids)| {
+            let principals: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({ "authenticated": { "principal_name": { "exact": id } } }))
+                .collect();
+            let name = match route {
+                Route::Prefix(p) | Route::Exact(p) => p.clone(),
+            };
+            (
+                name,
+                json!({
+                    "permissions": [{ "url_path": { "path": route.string_matcher() } }],
+                    "principals": principals
+                }),
+            )
+        })
+        .collect();
+    let rbac = json!({
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": { "action": "ALLOW", "policies": policies }
+        }
+    });
+    let inbound_listener = json!({
+        "name": "inbound",
+        "address": tcp(w.sidecar_port),
+        "filter_chains": [{
+            "transport_socket": {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "require_client_certificate": true,
+                    "common_tls_context": common_tls(mesh, &own_id, &callers)
+                }
+            },
+            "filters": [hcm(
+                "inbound",
+                vec![json!({ "match": { "prefix": "/" }, "route": { "cluster": LOCAL_SERVICE, "timeout": "30s" } })],
+                vec![rbac, router()],
+                json!({
+                    "forward_client_cert_details": "SANITIZE_SET",
+                    "set_current_client_cert_details": { "uri": true, "cert": true, "chain": true }
+                }),
+            )]
+        }]
+    });
+
+    let mut egress_routes: Vec<Value> = outbound
+        .iter()
+        .flat_map(|(module, routes)| {
+            routes.iter().map(move |r| {
+                json!({ "match": r.envoy_match(), "route": { "cluster": sidecar_cluster(module), "timeout": "15s" } })
+            })
+        })
+        .collect();
+    egress_routes.push(grpc_refusal(7, "the call policy does not allow this call"));
+    let egress_listener = json!({
+        "name": "egress",
+        "address": { "pipe": { "path": mesh.egress_socket(workload), "mode": 0o600 } },
+        "filter_chains": [{
+            // SANITIZE (the default) drops any XFCC the service might send.
+            "filters": [hcm("egress", egress_routes, vec![router()], json!({ "forward_client_cert_details": "SANITIZE" }))]
+        }]
+    });
+
+    json!({
+        "node": { "id": format!("{workload}-sidecar"), "cluster": workload },
+        "admin": admin(w.admin_port),
+        "static_resources": {
+            "clusters": clusters,
+            "listeners": [inbound_listener, egress_listener]
+        }
+    })
+}
+
+/// The edge: TLS for clients, JWT verification with auth's JWKS, routes to
+/// external services only.
+pub fn edge(mesh: &Mesh) -> Value {
+    let edge_id = mesh.spiffe_id("edge");
+    let externals = mesh.external_services();
+    let mut modules: Vec<String> = externals.iter().map(|(_, m)| m.clone()).collect();
+    modules.sort();
+    modules.dedup();
+
+    let mut clusters = vec![static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket()))];
+    clusters.extend(modules.iter().map(|m| peer_cluster(mesh, &edge_id, m)));
+
+    let mut routes: Vec<Value> = externals
+        .iter()
+        .map(|(service, module)| {
+            json!({ "match": { "prefix": format!("/{service}/") }, "route": { "cluster": sidecar_cluster(module), "timeout": "30s" } })
+        })
+        .collect();
+    routes.extend(REFLECTION_PREFIXES.iter().map(|p| {
+        json!({ "match": { "prefix": p }, "route": { "cluster": sidecar_cluster(REFLECTION_MODULE), "timeout": "0s" } })
+    }));
+    routes.push(grpc_refusal(12, "this service is not routed by the edge"));
+
+    let mut rules: Vec<Value> = mesh
+        .public_methods()
+        .into_iter()
+        .map(|path| json!({ "match": { "path": path } }))
+        .collect();
+    rules.extend(REFLECTION_PREFIXES.iter().map(|p| json!({ "match": { "prefix": p } })));
+    rules.push(json!({ "match": { "prefix": "/" }, "requires": { "provider_name": "interlock" } }));
+    let jwt = json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {
+                "interlock": {
+                    "issuer": interlock_common::settings::default_issuer(),
+                    "audiences": [interlock_common::settings::default_audience()],
+                    "forward": true,
+                    "from_headers": [{ "name": "authorization", "value_prefix": "Bearer " }],
+                    "remote_jwks": {
+                        "http_uri": {
+                            "uri": "http://auth/.well-known/jwks.json",
+                            "cluster": sidecar_cluster("auth"),
+                            "timeout": "5s"
+                        },
+                        "cache_duration": "60s",
+                        "async_fetch": {},
+                        "retry_policy": { "num_retries": 5 }
+                    }
+                }
+            },
+            "rules": rules
+        }
+    });
+    let tls_dir = mesh.edge_dir();
+    json!({
+        "node": { "id": "edge", "cluster": "edge" },
+        "admin": admin(mesh.topology.edge.admin_port),
+        "static_resources": {
+            "clusters": clusters,
+            "listeners": [{
+                "name": "edge",
+                "address": tcp(mesh.topology.edge.port),
+                "filter_chains": [{
+                    "transport_socket": {
+                        "name": "envoy.transport_sockets.tls",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                            "common_tls_context": {
+                                "tls_certificates": [{
+                                    "certificate_chain": { "filename": tls_dir.join("server.pem") },
+                                    "private_key": { "filename": tls_dir.join("server-key.pem") }
+                                }],
+                                "alpn_protocols": ["h2", "http/1.1"]
+                            }
+                        }
+                    },
+                    "filters": [hcm(
+                        "edge",
+                        routes,
+                        vec![jwt, router()],
+                        // Clients cannot smuggle an XFCC in; the client
+                        // address is reported to services for throttling.
+                        json!({ "forward_client_cert_details": "SANITIZE", "use_remote_address": true }),
+                    )]
+                }]
+            }]
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::repository_mesh;
+
+    fn mesh() -> Mesh {
+        repository_mesh(Path::new("/run/il"), Path::new("/run/il/bin")).unwrap()
+    }
+
+    fn rbac_policies(config: &Value) -> serde_json::Map<String, Value> {
+        let hcm = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        hcm["http_filters"][0]["typed_config"]["rules"]["policies"].as_object().unwrap().clone()
+    }
+
+    fn principals(policy: &Value) -> Vec<String> {
+        policy["principals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["authenticated"]["principal_name"]["exact"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The roles sidecar's RBAC is the policy: edge on the admin API;
+    /// users, auth and notifications on the internal one.
+    #[test]
+    fn sidecar_rbac_is_generated_from_the_policy() {
+        let p = rbac_policies(&sidecar(&mesh(), "roles"));
+        let mut internal = principals(&p["/interlock.roles.v1.RolesInternal/"]);
+        internal.sort();
+        assert_eq!(
+            internal,
+            ["spiffe://interlock.local/svc/auth", "spiffe://interlock.local/svc/notifications", "spiffe://interlock.local/svc/users"]
+        );
+        assert_eq!(principals(&p["/interlock.roles.v1.RolesAdmin/"]), ["spiffe://interlock.local/edge"]);
+        assert_eq!(p.len(), 2, "nothing else is allowed");
+
+        let n = rbac_policies(&sidecar(&mesh(), "notifications"));
+        assert_eq!(principals(&n["/interlock.notifications.v1.NotificationsInternal/ListPending"]), ["spiffe://interlock.local/svc/sender"]);
+    }
+
+    /// auth's egress reaches exactly users and roles internal; the XFCC
+    /// header is forwarded by the inbound listener only.
+    #[test]
+    fn egress_routes_follow_the_policy() {
+        let cfg = sidecar(&mesh(), "auth");
+        let egress = &cfg["static_resources"]["listeners"][1]["filter_chains"][0]["filters"][0]["typed_config"];
+        let routes = egress["route_config"]["virtual_hosts"][0]["routes"].as_array().unwrap();
+        let prefixes: Vec<&str> = routes.iter().filter_map(|r| r["match"]["prefix"].as_str()).collect();
+        assert!(prefixes.contains(&"/interlock.users.v1.UsersInternal/"));
+        assert!(prefixes.contains(&"/interlock.roles.v1.RolesInternal/"));
+        assert!(!prefixes.iter().any(|p| p.contains("Admin")));
+        assert_eq!(egress["forward_client_cert_details"], "SANITIZE");
+        let inbound = &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        assert_eq!(inbound["forward_client_cert_details"], "SANITIZE_SET");
+    }
+
+    /// The edge routes every external service and no internal one.
+    #[test]
+    fn edge_routes_only_external_services() {
+        let cfg = edge(&mesh());
+        let hcm = &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        let text = hcm["route_config"].to_string();
+        for s in ["AuthService", "UsersService", "RolesAdmin", "NotificationsService"] {
+            assert!(text.contains(s), "{s} missing");
+        }
+        assert!(!text.contains("Internal"), "an internal service is routed");
+        let rules = hcm["http_filters"][0]["typed_config"]["rules"].to_string();
+        assert!(rules.contains("/interlock.auth.v1.AuthService/Login"));
+        assert!(!rules.contains("/interlock.auth.v1.AuthService/Logout"));
+    }
+}

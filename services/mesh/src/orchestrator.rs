@@ -1,0 +1,174 @@
+//! The process-compose project (written as JSON, which is YAML) that starts
+//! the mesh in dependency order with readiness checks:
+//! SPIRE server -> bootstrap (entries, join token) -> agent -> sidecars and
+//! services -> edge. PostgreSQL is started before, by scripts/postgres.sh.
+
+use serde_json::{Value, json};
+
+use crate::topology::Mesh;
+
+const PROBE_FAILURES: u32 = 120;
+
+fn probe(action: Value) -> Value {
+    let mut p = json!({
+        "initial_delay_seconds": 0,
+        "period_seconds": 1,
+        "timeout_seconds": 3,
+        "success_threshold": 1,
+        "failure_threshold": PROBE_FAILURES
+    });
+    if let (Some(p), Some(a)) = (p.as_object_mut(), action.as_object()) {
+        p.extend(a.clone());
+    }
+    p
+}
+
+fn exec_probe(command: String) -> Value {
+    probe(json!({ "exec": { "command": command } }))
+}
+
+fn http_probe(port: u16, path: &str) -> Value {
+    probe(json!({ "http_get": { "host": "127.0.0.1", "port": port, "path": path, "scheme": "http" } }))
+}
+
+/// Runs `command` as the workload's Unix user (what SPIRE attests).
+fn as_user(workload: &str, command: &str) -> String {
+    let user = Mesh::unix_user(workload);
+    format!("setpriv --reuid={user} --regid={user} --init-groups -- {command}")
+}
+
+fn process(mesh: &Mesh, name: &str, command: String, depends: Value, readiness: Option<Value>, restart: &str) -> Value {
+    let mut p = json!({
+        "command": command,
+        "working_dir": mesh.run_dir,
+        "log_location": mesh.run_dir.join("logs").join(format!("{name}.log")),
+        "depends_on": depends,
+        "availability": { "restart": restart, "backoff_seconds": 1, "max_restarts": 5 },
+        "shutdown": { "signal": 15, "timeout_seconds": 10 }
+    });
+    if let Some(r) = readiness {
+        p["readiness_probe"] = r;
+    }
+    p
+}
+
+fn healthy(names: &[&str]) -> Value {
+    let map: serde_json::Map<String, Value> = names
+        .iter()
+        .map(|n| ((*n).to_owned(), json!({ "condition": "process_healthy" })))
+        .collect();
+    Value::Object(map)
+}
+
+fn envoy_command(mesh: &Mesh, config: &std::path::Path, base_id: usize) -> String {
+    format!(
+        "{} -c {} --base-id {} --log-level warn --drain-time-s 5",
+        mesh.bin("envoy").display(),
+        config.display(),
+        base_id + 40
+    )
+}
+
+pub fn project(mesh: &Mesh) -> Value {
+    let spire = mesh.spire_dir();
+    let server = mesh.bin("spire-server");
+    let agent = mesh.bin("spire-agent");
+    let mut processes = serde_json::Map::new();
+    processes.insert(
+        "spire-server".into(),
+        process(
+            mesh,
+            "spire-server",
+            format!("{} run -config {}", server.display(), spire.join("server.conf").display()),
+            json!({}),
+            Some(exec_probe(format!(
+                "{} healthcheck -socketPath {}",
+                server.display(),
+                mesh.server_socket().display()
+            ))),
+            "on_failure",
+        ),
+    );
+    processes.insert(
+        "spire-bootstrap".into(),
+        process(
+            mesh,
+            "spire-bootstrap",
+            format!("sh {}", spire.join("bootstrap.sh").display()),
+            healthy(&["spire-server"]),
+            None,
+            "no",
+        ),
+    );
+    processes.insert(
+        "spire-agent".into(),
+        process(
+            mesh,
+            "spire-agent",
+            format!(
+                "sh -c 'exec {} run -config {} -joinToken \"$(cat {})\"'",
+                agent.display(),
+                spire.join("agent.conf").display(),
+                spire.join("join-token").display()
+            ),
+            json!({ "spire-bootstrap": { "condition": "process_completed_successfully" } }),
+            Some(exec_probe(format!(
+                "{} healthcheck -socketPath {}",
+                agent.display(),
+                mesh.agent_socket().display()
+            ))),
+            "on_failure",
+        ),
+    );
+    let mut ready_services = Vec::new();
+    for (i, w) in mesh.workloads().enumerate() {
+        let sidecar = format!("sidecar-{w}");
+        let dir = mesh.workload_dir(w);
+        processes.insert(
+            sidecar.clone(),
+            process(
+                mesh,
+                &sidecar,
+                as_user(w, &envoy_command(mesh, &dir.join("envoy.json"), i + 1)),
+                healthy(&["spire-agent"]),
+                Some(http_probe(mesh.topology.workloads[w].admin_port, "/ready")),
+                "on_failure",
+            ),
+        );
+        let mut p = process(
+            mesh,
+            w,
+            as_user(w, &mesh.bin(&format!("interlock-{w}")).display().to_string()),
+            healthy(&["spire-agent", &sidecar]),
+            Some(exec_probe(format!(
+                "{} health {}",
+                mesh.bin("interlock-mesh").display(),
+                mesh.service_socket(w).display()
+            ))),
+            "on_failure",
+        );
+        p["environment"] = json!([format!("INTERLOCK_CONFIG={}", dir.join("config.toml").display())]);
+        processes.insert(w.to_owned(), p);
+        ready_services.push(w.to_owned());
+    }
+    let mut edge_deps: Vec<&str> = ready_services.iter().map(String::as_str).collect();
+    let sidecars: Vec<String> = mesh.workloads().map(|w| format!("sidecar-{w}")).collect();
+    edge_deps.extend(sidecars.iter().map(String::as_str));
+    processes.insert(
+        "edge".into(),
+        process(
+            mesh,
+            "edge",
+            as_user("edge", &envoy_command(mesh, &mesh.edge_dir().join("envoy.json"), 0)),
+            healthy(&edge_deps),
+            Some(http_probe(mesh.topology.edge.admin_port, "/ready")),
+            "on_failure",
+        ),
+    );
+    json!({
+        "version": "0.5",
+        "log_location": mesh.run_dir.join("logs").join("process-compose.log"),
+        "log_level": "info",
+        "processes": processes
+    })
+}

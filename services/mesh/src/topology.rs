@@ -1,0 +1,271 @@
+//! The mesh description and where a run keeps its files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use interlock_common::policy::{Exposure, Policy};
+use serde::Deserialize;
+
+/// The repository's topology.
+pub const EMBEDDED: &str = include_str!("../../../mesh/topology.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub edge: Edge,
+    pub spire: Spire,
+    pub process_compose: ProcessCompose,
+    pub postgres: Postgres,
+    pub workloads: BTreeMap<String, Workload>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    pub port: u16,
+    pub admin_port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spire {
+    pub server_port: u16,
+    pub x509_svid_ttl_secs: u32,
+    pub node_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessCompose {
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Postgres {
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub sidecar_port: u16,
+    pub admin_port: u16,
+}
+
+impl Topology {
+    pub fn embedded() -> Self {
+        toml::from_str(EMBEDDED).expect("the embedded topology is checked by tests")
+    }
+}
+
+/// A topology, the policy, and the directories of one run.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    pub topology: Topology,
+    pub policy: Policy,
+    /// Everything a run writes (configs, sockets, SPIRE data, logs).
+    pub run_dir: PathBuf,
+    /// Binaries the workloads run (world-executable copies).
+    pub bin_dir: PathBuf,
+}
+
+impl Mesh {
+    /// Checks that topology and policy agree, reporting every problem.
+    pub fn new(topology: Topology, policy: Policy, run_dir: PathBuf, bin_dir: PathBuf) -> anyhow::Result<Self> {
+        let mut problems = Vec::new();
+        for name in topology.workloads.keys() {
+            if policy.spiffe_id(name).is_none() {
+                problems.push(format!("workload {name} has no SPIFFE ID in the policy"));
+            }
+        }
+        for rule in policy.services() {
+            if !topology.workloads.contains_key(&rule.module) {
+                problems.push(format!("{} is served by {}, which the topology does not run", rule.name, rule.module));
+            }
+        }
+        anyhow::ensure!(problems.is_empty(), "topology and policy disagree:\n  - {}", problems.join("\n  - "));
+        Ok(Self {
+            topology,
+            policy,
+            run_dir,
+            bin_dir,
+        })
+    }
+
+    pub fn workloads(&self) -> impl Iterator<Item = &str> {
+        self.topology.workloads.keys().map(String::as_str)
+    }
+
+    pub fn spiffe_id(&self, workload: &str) -> String {
+        self.policy.spiffe_id(workload).expect("checked in Mesh::new")
+    }
+
+    /// `spiffe://<trust domain>`: the bundle's SDS name.
+    pub fn trust_domain_id(&self) -> String {
+        format!("spiffe://{}", self.policy.trust_domain())
+    }
+
+    /// The Unix user a workload runs as.
+    pub fn unix_user(workload: &str) -> String {
+        format!("interlock-{workload}")
+    }
+
+    /// The workload's private directory (mode 0700, owned by its user).
+    pub fn workload_dir(&self, workload: &str) -> PathBuf {
+        self.run_dir.join("workloads").join(workload)
+    }
+
+    pub fn service_socket(&self, workload: &str) -> PathBuf {
+        self.workload_dir(workload).join("grpc.sock")
+    }
+
+    pub fn egress_socket(&self, workload: &str) -> PathBuf {
+        self.workload_dir(workload).join("egress.sock")
+    }
+
+    pub fn spire_dir(&self) -> PathBuf {
+        self.run_dir.join("spire")
+    }
+
+    /// The SPIRE agent's Workload API (and SDS) socket.
+    pub fn agent_socket(&self) -> PathBuf {
+        self.spire_dir().join("agent").join("public").join("api.sock")
+    }
+
+    pub fn server_socket(&self) -> PathBuf {
+        self.spire_dir().join("server").join("private").join("api.sock")
+    }
+
+    pub fn edge_dir(&self) -> PathBuf {
+        self.run_dir.join("edge")
+    }
+
+    pub fn config_path(&self, name: &str) -> PathBuf {
+        self.run_dir.join("config").join(name)
+    }
+
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+
+    /// Modules that `workload` calls: `(module, path prefixes or exact paths)`.
+    pub fn outbound_routes(&self, workload: &str) -> BTreeMap<String, Vec<Route>> {
+        let mut out: BTreeMap<String, Vec<Route>> = BTreeMap::new();
+        for rule in self.policy.services() {
+            if rule.exposure == Exposure::External {
+                continue;
+            }
+            if rule.callers.iter().any(|c| c == workload) {
+                out.entry(rule.module.clone())
+                    .or_default()
+                    .push(Route::Prefix(format!("/{}/", rule.name)));
+            }
+            for (method, callers) in &rule.methods {
+                if callers.iter().any(|c| c == workload) {
+                    out.entry(rule.module.clone())
+                        .or_default()
+                        .push(Route::Exact(format!("/{}/{method}", rule.name)));
+                }
+            }
+        }
+        for rule in self.policy.http_rules() {
+            if rule.callers.iter().any(|c| c == workload) && rule.module != workload {
+                out.entry(rule.module.clone())
+                    .or_default()
+                    .push(Route::Exact(rule.path.clone()));
+            }
+        }
+        for routes in out.values_mut() {
+            routes.sort();
+        }
+        out
+    }
+
+    /// Who may call what on `workload`'s sidecar: `(route, SPIFFE IDs)`.
+    pub fn inbound_rules(&self, workload: &str) -> Vec<(Route, Vec<String>)> {
+        let ids = |callers: &[String]| callers.iter().map(|c| self.spiffe_id(c)).collect::<Vec<_>>();
+        let mut rules = Vec::new();
+        for rule in self.policy.services().filter(|r| r.module == workload) {
+            if !rule.callers.is_empty() {
+                rules.push((Route::Prefix(format!("/{}/", rule.name)), ids(&rule.callers)));
+            }
+            for (method, callers) in &rule.methods {
+                rules.push((Route::Exact(format!("/{}/{method}", rule.name)), ids(callers)));
+            }
+        }
+        for rule in self.policy.http_rules().filter(|r| r.module == workload) {
+            rules.push((Route::Exact(rule.path.clone()), ids(&rule.callers)));
+        }
+        if workload == REFLECTION_MODULE {
+            for prefix in REFLECTION_PREFIXES {
+                rules.push((Route::Prefix((*prefix).to_owned()), vec![self.spiffe_id("edge")]));
+            }
+        }
+        rules.sort();
+        rules
+    }
+
+    /// External gRPC services and the module serving each.
+    pub fn external_services(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .policy
+            .services()
+            .filter(|r| r.exposure == Exposure::External)
+            .map(|r| (r.name.clone(), r.module.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Methods of external services that need no user JWT.
+    pub fn public_methods(&self) -> Vec<String> {
+        let mut v: Vec<_> = self
+            .policy
+            .services()
+            .filter(|r| r.exposure == Exposure::External)
+            .flat_map(|r| r.public_methods.iter().map(move |m| format!("/{}/{m}", r.name)))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// The module the edge sends server reflection to. Every service's
+/// reflection lists exactly the external services, so any would do.
+pub const REFLECTION_MODULE: &str = "auth";
+
+/// gRPC server reflection paths.
+pub const REFLECTION_PREFIXES: &[&str] = &[
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// A path matcher.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Route {
+    Prefix(String),
+    Exact(String),
+}
+
+impl Route {
+    /// Envoy's route `match` / RBAC `path` matcher.
+    pub fn envoy_match(&self) -> serde_json::Value {
+        match self {
+            Route::Prefix(p) => serde_json::json!({ "prefix": p }),
+            Route::Exact(p) => serde_json::json!({ "path": p }),
+        }
+    }
+
+    pub fn string_matcher(&self) -> serde_json::Value {
+        match self {
+            Route::Prefix(p) => serde_json::json!({ "prefix": p }),
+            Route::Exact(p) => serde_json::json!({ "exact": p }),
+        }
+    }
+}
+
+/// Helper for tests and tools: a mesh of the repository's files.
+pub fn repository_mesh(run_dir: &Path, bin_dir: &Path) -> anyhow::Result<Mesh> {
+    Mesh::new(Topology::embedded(), Policy::embedded(), run_dir.to_owned(), bin_dir.to_owned())
+}

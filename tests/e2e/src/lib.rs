@@ -1,0 +1,261 @@
+//! Harness for the end-to-end tests: the running mesh's paths and ports
+//! (from the same topology that generated it), TLS clients to the edge,
+//! grpcurl, and running programs as a workload's Unix user.
+//!
+//! The mesh must be up (`scripts/mesh.sh up`, done by `scripts/test.sh`).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use interlock_mesh::Mesh;
+use interlock_mesh::topology::repository_mesh;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+/// The mesh under test.
+pub fn mesh() -> Mesh {
+    let run = std::env::var("INTERLOCK_RUN_DIR")
+        .expect("INTERLOCK_RUN_DIR is not set: run the end-to-end tests through scripts/test.sh");
+    let run = PathBuf::from(run);
+    repository_mesh(&run, &run.join("bin")).expect("repository mesh")
+}
+
+pub fn edge_addr(mesh: &Mesh) -> String {
+    format!("localhost:{}", mesh.topology.edge.port)
+}
+
+/// A TLS channel to the edge, trusting the mesh's local edge CA.
+pub async fn edge_channel(mesh: &Mesh) -> Channel {
+    let ca = std::fs::read(mesh.run_dir.join("edge-ca.pem")).expect("edge CA");
+    Endpoint::from_shared(format!("https://{}", edge_addr(mesh)))
+        .expect("endpoint")
+        .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost"))
+        .expect("tls")
+        .timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .expect("connect to the edge")
+}
+
+/// Adds `authorization: Bearer <token>` when a token is set.
+#[derive(Clone, Default)]
+pub struct Bearer(pub Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            req.metadata_mut()
+                .insert("authorization", MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"));
+        }
+        Ok(req)
+    }
+}
+
+pub type EdgeClient = InterceptedService<Channel, Bearer>;
+
+/// A client of the edge with an optional token.
+pub async fn edge(mesh: &Mesh, token: Option<&str>) -> EdgeClient {
+    InterceptedService::new(edge_channel(mesh).await, Bearer(token.map(str::to_owned)))
+}
+
+/// Runs the real grpcurl against the edge. `args` come before the address.
+pub fn grpcurl(mesh: &Mesh, args: &[&str], method: &str) -> Output {
+    let mut cmd = Command::new(tool("grpcurl"));
+    cmd.arg("-cacert").arg(mesh.run_dir.join("edge-ca.pem"));
+    cmd.args(args).arg(edge_addr(mesh));
+    if !method.is_empty() {
+        cmd.arg(method);
+    }
+    cmd.output().expect("run grpcurl")
+}
+
+/// A tool installed by scripts/install-tools.sh.
+pub fn tool(name: &str) -> PathBuf {
+    let cache = std::env::var("INTERLOCK_CACHE").expect("INTERLOCK_CACHE (set by scripts/lib.sh)");
+    PathBuf::from(cache).join("tools").join("bin").join(name)
+}
+
+/// Runs `program args` as `workload`'s Unix user.
+pub fn as_workload(workload: &str, program: &std::path::Path, args: &[&str]) -> Command {
+    let user = Mesh::unix_user(workload);
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={user}"))
+        .arg(format!("--regid={user}"))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+/// A unique login for a test user.
+pub fn unique_login(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// The credentials of the e2e admin, kept in the run's secrets: created
+/// (register + `interlock-roles bootstrap-admin`) on first use.
+pub async fn admin_token(mesh: &Mesh) -> String {
+    use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
+    use interlock_proto::auth::v1::{LoginRequest, RegisterRequest};
+    let file = mesh.run_dir.join("secrets").join("e2e-admin");
+    let creds = std::fs::read_to_string(&file).ok();
+    let (login, password) = match creds.as_deref().and_then(|c| c.trim().split_once(':')) {
+        Some((l, p)) => (l.to_owned(), p.to_owned()),
+        None => {
+            let login = unique_login("e2eadmin");
+            let password = uuid::Uuid::new_v4().simple().to_string();
+            let id = AuthServiceClient::new(edge(mesh, None).await)
+                .register(RegisterRequest {
+                    login: login.clone(),
+                    email: format!("{login}@example.com"),
+                    password: password.clone(),
+                    first_name: "E2E".into(),
+                    last_name: "Admin".into(),
+                })
+                .await
+                .expect("register the e2e admin")
+                .into_inner()
+                .user_id;
+            bootstrap_admin(mesh, &id).await;
+            std::fs::write(&file, format!("{login}:{password}")).expect("save e2e admin");
+            (login, password)
+        }
+    };
+    AuthServiceClient::new(edge(mesh, None).await)
+        .login(LoginRequest { login_or_email: login, password })
+        .await
+        .expect("e2e admin logs in")
+        .into_inner()
+        .access_token
+}
+
+/// Makes `user_id` an admin with the documented bootstrap command, run as
+/// the roles workload with its own configuration. If an admin made by hand
+/// already exists, the bootstrap refuses (as designed) and the test grants
+/// the role through the database as the cluster superuser.
+async fn bootstrap_admin(mesh: &Mesh, user_id: &str) {
+    let out = as_workload("roles", &mesh.bin("interlock-roles"), &["bootstrap-admin", user_id])
+        .env("INTERLOCK_CONFIG", mesh.workload_dir("roles").join("config.toml"))
+        .output()
+        .expect("run bootstrap-admin");
+    if out.status.success() {
+        return;
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("an admin already exists"), "bootstrap-admin failed: {stderr}");
+    let admin = std::env::var("INTERLOCK_TEST_PG_URL").expect("INTERLOCK_TEST_PG_URL");
+    let (server, _) = admin.rsplit_once('/').expect("url");
+    let pool = sqlx::PgPool::connect(&format!("{server}/interlock_roles")).await.expect("roles db");
+    sqlx::query("INSERT INTO role_assignments (user_id, role, granted_by) VALUES ($1::uuid, 'admin', 'e2e') ON CONFLICT DO NOTHING")
+        .bind(user_id)
+        .execute(&pool)
+        .await
+        .expect("grant admin");
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+/// An Envoy run as `workload`'s Unix user that asks the SPIRE agent (SDS)
+/// for the certificate of `requested_id` and forwards a local port to
+/// `target`'s sidecar with it. Killed on drop.
+pub struct ProbeEnvoy {
+    child: std::process::Child,
+    pub listen_port: u16,
+    pub admin_port: u16,
+    _dir: PathBuf,
+}
+
+impl ProbeEnvoy {
+    pub fn start(mesh: &Mesh, workload: &str, requested_id: &str, target: &str, base_id: u32) -> Self {
+        let (listen_port, admin_port) = (free_port(), free_port());
+        let dir = std::env::temp_dir().join(format!("interlock-probe-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let sds = |name: &str| serde_json::json!({
+            "name": name,
+            "sds_config": { "resource_api_version": "V3", "api_config_source": {
+                "api_type": "GRPC", "transport_api_version": "V3",
+                "grpc_services": [{ "envoy_grpc": { "cluster_name": "spire_agent" } }] } }
+        });
+        let h2 = serde_json::json!({ "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": { "http2_protocol_options": {} } } });
+        let config = serde_json::json!({
+            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin_port } } },
+            "static_resources": {
+                "clusters": [
+                    { "name": "spire_agent", "type": "STATIC", "connect_timeout": "1s",
+                      "typed_extension_protocol_options": h2,
+                      "load_assignment": { "cluster_name": "spire_agent", "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                          "address": { "pipe": { "path": mesh.agent_socket() } } } }] }] } },
+                    { "name": "target", "type": "STATIC", "connect_timeout": "2s",
+                      "typed_extension_protocol_options": h2,
+                      "load_assignment": { "cluster_name": "target", "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                          "address": { "socket_address": { "address": "127.0.0.1", "port_value": mesh.topology.workloads[target].sidecar_port } } } }] }] },
+                      "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": {
+                          "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                          "common_tls_context": {
+                              "tls_certificate_sds_secret_configs": [sds(requested_id)],
+                              "validation_context_sds_secret_config": sds(&mesh.trust_domain_id()),
+                              "alpn_protocols": ["h2"] } } } }
+                ],
+                "listeners": [{ "name": "probe",
+                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": listen_port } },
+                    "filter_chains": [{ "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "probe", "codec_type": "AUTO",
+                        "route_config": { "virtual_hosts": [{ "name": "all", "domains": ["*"],
+                            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "target" } }] }] },
+                        "http_filters": [{ "name": "envoy.filters.http.router", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }] } }] }] }]
+            }
+        });
+        let path = dir.join("envoy.json");
+        std::fs::write(&path, config.to_string()).expect("config");
+        let mode = |p: &std::path::Path, m: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
+        };
+        mode(&dir, 0o755);
+        mode(&path, 0o644);
+        let base = base_id.to_string();
+        let child = as_workload(
+            workload,
+            &mesh.bin("envoy"),
+            &["-c", path.to_str().expect("utf8"), "--base-id", &base, "--log-level", "error"],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start probe envoy");
+        Self { child, listen_port, admin_port, _dir: dir }
+    }
+
+    /// Envoy's `/certs`: the certificates it holds right now (empty if its
+    /// admin is not up yet).
+    pub async fn certs(&self) -> String {
+        admin_get(self.admin_port, "/certs").await
+    }
+}
+
+/// GET on an Envoy admin port; empty on any failure.
+pub async fn admin_get(port: u16, path: &str) -> String {
+    match reqwest::get(format!("http://127.0.0.1:{port}{path}")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+impl Drop for ProbeEnvoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
