@@ -20,7 +20,8 @@ export RUN_DIR BIN_DIR EDGE_PORT
 
 [ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
 
-pc() { process-compose --port "$PC_PORT" "$@"; }
+# process-compose's own diagnostics go to a log, not the terminal.
+pc() { process-compose --port "$PC_PORT" "$@" 2>>"$RUN_DIR/logs/process-compose-cli.log"; }
 
 running() { pc process list >/dev/null 2>&1; }
 
@@ -80,6 +81,7 @@ up() {
   bash scripts/postgres.sh start
   log "building the services"
   cargo build --workspace --bins --locked
+  mkdir -p "$RUN_DIR/logs"
   if running; then
     log "stopping the running mesh first"
     pc down >/dev/null 2>&1 || true
@@ -89,13 +91,13 @@ up() {
   "$BIN_DIR/interlock-mesh" generate --run-dir "$RUN_DIR" --bin-dir "$BIN_DIR" \
     --pg-admin-url "$(bash scripts/postgres.sh url)"
   log "starting the mesh (process-compose on 127.0.0.1:$PC_PORT)"
-  process-compose up --config "$RUN_DIR/process-compose.yaml" --port "$PC_PORT" \
-    --tui=false --detached >/dev/null
+  pc up --config "$RUN_DIR/process-compose.yaml" --tui=false --detached >/dev/null
   wait_ready
   session
 }
 
 down() {
+  mkdir -p "$RUN_DIR/logs"
   if running; then
     pc down >/dev/null
     log "mesh stopped"
@@ -107,6 +109,6 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  status) pc process list -o wide ;;
+  status) mkdir -p "$RUN_DIR/logs"; pc process list -o wide ;;
   *) die "usage: $0 up|down|status" ;;
 esac

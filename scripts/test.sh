@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: starts the private PostgreSQL (installing it the
-# first time), then runs every Rust test. Extra arguments go to cargo test.
+# The whole test suite, as CI runs it:
+#   1. unit and integration tests (a private PostgreSQL, installed the first
+#      time; every service in-process with fresh databases);
+#   2. the local mesh brought up (scripts/mesh.sh up: SPIRE, Envoy, the
+#      services as their own Unix users) and the end-to-end tests in
+#      tests/e2e run against it through the edge; the mesh is stopped after.
+# Extra arguments go to both cargo test runs (e.g. a test name filter).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$INTERLOCK_ROOT"
@@ -9,5 +14,11 @@ bash scripts/postgres.sh start
 INTERLOCK_TEST_PG_URL="$(bash scripts/postgres.sh url)"
 export INTERLOCK_TEST_PG_URL
 
-log "running the test suite (cargo target: $CARGO_TARGET_DIR)"
-cargo test --workspace --locked "$@"
+log "unit and integration tests (cargo target: $CARGO_TARGET_DIR)"
+cargo test --workspace --locked --exclude interlock-e2e "$@"
+
+log "end-to-end tests against the local mesh"
+export INTERLOCK_RUN_DIR="${INTERLOCK_RUN_DIR:-/var/lib/interlock/mesh}"
+trap 'bash scripts/mesh.sh down || true' EXIT
+bash scripts/mesh.sh up
+cargo test --locked -p interlock-e2e "$@" -- --nocapture

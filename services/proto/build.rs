@@ -19,7 +19,11 @@ const SECRET_MESSAGES: &[&str] = &[
 fn internal_services(policy: &std::path::Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(policy)?;
     let doc: toml::Table = toml::from_str(&text)?;
-    let services = doc.get("service").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+    let services = doc
+        .get("service")
+        .and_then(|s| s.as_array())
+        .cloned()
+        .unwrap_or_default();
     Ok(services
         .iter()
         .filter(|s| s.get("exposure").and_then(|e| e.as_str()) == Some("internal"))
@@ -48,8 +52,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         file.service
             .retain(|s| !internal.contains(&format!("{package}.{}", s.name())));
     }
-    std::fs::write(out.join("interlock_external_descriptor.bin"), external.encode_to_vec())?;
-    println!("cargo:rerun-if-changed={}", root.join("../policy/policy.toml").display());
+    std::fs::write(
+        out.join("interlock_external_descriptor.bin"),
+        external.encode_to_vec(),
+    )?;
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("../policy/policy.toml").display()
+    );
     tonic_prost_build::configure()
         .skip_debug(SECRET_MESSAGES.iter().copied())
         .compile_fds(fds)?;

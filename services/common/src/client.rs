@@ -63,7 +63,10 @@ pub type PeerChannel = InterceptedService<Channel, Outbound>;
 pub fn channel(url: &str, outbound: Outbound) -> Result<PeerChannel, String> {
     let (uri, socket) = match url.strip_prefix("unix:") {
         // The authority is unused: the socket decides where the call goes.
-        Some(path) => ("http://localhost".to_owned(), Some(std::path::PathBuf::from(path))),
+        Some(path) => (
+            "http://localhost".to_owned(),
+            Some(std::path::PathBuf::from(path)),
+        ),
         None => (url.to_owned(), None),
     };
     let endpoint = Endpoint::from_shared(uri)
@@ -72,13 +75,15 @@ pub fn channel(url: &str, outbound: Outbound) -> Result<PeerChannel, String> {
         .timeout(CALL_TIMEOUT);
     let channel = match socket {
         None => endpoint.connect_lazy(),
-        Some(path) => endpoint.connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(&path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        })),
+        Some(path) => {
+            endpoint.connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(&path).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }))
+        }
     };
     Ok(InterceptedService::new(channel, outbound))
 }

@@ -95,9 +95,7 @@ impl HttpJwks {
         if let Some(path) = socket {
             builder = builder.unix_socket(path.to_owned());
         }
-        let client = builder
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = builder.build().map_err(|e| e.to_string())?;
         Ok(Self {
             client,
             url: url.into(),

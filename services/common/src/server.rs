@@ -29,7 +29,9 @@ impl Listener {
         use crate::settings::ListenAddr;
         match addr {
             ListenAddr::Tcp(a) => Ok(Self::Tcp(
-                TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("binding {a}: {e}"))?,
+                TcpListener::bind(a)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("binding {a}: {e}"))?,
             )),
             ListenAddr::Unix(path) => {
                 if path.exists() {

@@ -209,7 +209,9 @@ impl JwtSettings {
 pub fn check_url(field: &str, url: &str, problems: &mut Vec<String>) {
     let ok = url.starts_with("http://")
         || url.starts_with("https://")
-        || url.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'));
+        || url
+            .strip_prefix("unix:")
+            .is_some_and(|p| p.starts_with('/'));
     if !ok {
         problems.push(format!("{field}: must be an http(s) URL or unix:/path"));
     }

@@ -33,6 +33,15 @@ fn tcp(port: u16) -> Value {
     json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
 }
 
+/// Longest an HTTP/2 connection between sidecars may live. The peer
+/// certificate is checked at the TLS handshake only, and SPIRE rotates an
+/// SVID at half its TTL, so a connection opened just before a rotation must
+/// close before the old SVID expires: a third of the TTL leaves margin.
+/// In-flight requests finish on the draining connection.
+pub fn max_connection_secs(mesh: &Mesh) -> u32 {
+    (mesh.topology.spire.x509_svid_ttl_secs / 3).max(5)
+}
+
 fn static_cluster(name: &str, address: Value) -> Value {
     json!({
         "name": name,
@@ -81,6 +90,9 @@ fn common_tls(mesh: &Mesh, own_id: &str, peers: &[String]) -> Value {
 fn peer_cluster(mesh: &Mesh, own_id: &str, module: &str) -> Value {
     let port = mesh.topology.workloads[module].sidecar_port;
     let mut c = static_cluster(&sidecar_cluster(module), tcp(port));
+    c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        ["common_http_protocol_options"] =
+        json!({ "max_connection_duration": format!("{}s", max_connection_secs(mesh)) });
     c["transport_socket"] = json!({
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
@@ -194,7 +206,12 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
                 vec![rbac, router()],
                 json!({
                     "forward_client_cert_details": "SANITIZE_SET",
-                    "set_current_client_cert_details": { "uri": true, "cert": true, "chain": true }
+                    "set_current_client_cert_details": { "uri": true, "cert": true, "chain": true },
+                    // Also from this side: no connection outlives the
+                    // client certificate it was opened with.
+                    "common_http_protocol_options": {
+                        "max_connection_duration": format!("{}s", max_connection_secs(mesh))
+                    }
                 }),
             )]
         }]
@@ -256,7 +273,11 @@ pub fn edge(mesh: &Mesh) -> Value {
         .into_iter()
         .map(|path| json!({ "match": { "path": path } }))
         .collect();
-    rules.extend(REFLECTION_PREFIXES.iter().map(|p| json!({ "match": { "prefix": p } })));
+    rules.extend(
+        REFLECTION_PREFIXES
+            .iter()
+            .map(|p| json!({ "match": { "prefix": p } })),
+    );
     rules.push(json!({ "match": { "prefix": "/" }, "requires": { "provider_name": "interlock" } }));
     let jwt = json!({
         "name": "envoy.filters.http.jwt_authn",
@@ -331,7 +352,10 @@ mod tests {
 
     fn rbac_policies(config: &Value) -> serde_json::Map<String, Value> {
         let hcm = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
-        hcm["http_filters"][0]["typed_config"]["rules"]["policies"].as_object().unwrap().clone()
+        hcm["http_filters"][0]["typed_config"]["rules"]["policies"]
+            .as_object()
+            .unwrap()
+            .clone()
     }
 
     fn principals(policy: &Value) -> Vec<String> {
@@ -339,7 +363,12 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| p["authenticated"]["principal_name"]["exact"].as_str().unwrap().to_owned())
+            .map(|p| {
+                p["authenticated"]["principal_name"]["exact"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect()
     }
 
@@ -352,13 +381,23 @@ mod tests {
         internal.sort();
         assert_eq!(
             internal,
-            ["spiffe://interlock.local/svc/auth", "spiffe://interlock.local/svc/notifications", "spiffe://interlock.local/svc/users"]
+            [
+                "spiffe://interlock.local/svc/auth",
+                "spiffe://interlock.local/svc/notifications",
+                "spiffe://interlock.local/svc/users"
+            ]
         );
-        assert_eq!(principals(&p["/interlock.roles.v1.RolesAdmin/"]), ["spiffe://interlock.local/edge"]);
+        assert_eq!(
+            principals(&p["/interlock.roles.v1.RolesAdmin/"]),
+            ["spiffe://interlock.local/edge"]
+        );
         assert_eq!(p.len(), 2, "nothing else is allowed");
 
         let n = rbac_policies(&sidecar(&mesh(), "notifications"));
-        assert_eq!(principals(&n["/interlock.notifications.v1.NotificationsInternal/ListPending"]), ["spiffe://interlock.local/svc/sender"]);
+        assert_eq!(
+            principals(&n["/interlock.notifications.v1.NotificationsInternal/ListPending"]),
+            ["spiffe://interlock.local/svc/sender"]
+        );
     }
 
     /// auth's egress reaches exactly users and roles internal; the XFCC
@@ -367,8 +406,13 @@ mod tests {
     fn egress_routes_follow_the_policy() {
         let cfg = sidecar(&mesh(), "auth");
         let egress = &cfg["static_resources"]["listeners"][1]["filter_chains"][0]["filters"][0]["typed_config"];
-        let routes = egress["route_config"]["virtual_hosts"][0]["routes"].as_array().unwrap();
-        let prefixes: Vec<&str> = routes.iter().filter_map(|r| r["match"]["prefix"].as_str()).collect();
+        let routes = egress["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap();
+        let prefixes: Vec<&str> = routes
+            .iter()
+            .filter_map(|r| r["match"]["prefix"].as_str())
+            .collect();
         assert!(prefixes.contains(&"/interlock.users.v1.UsersInternal/"));
         assert!(prefixes.contains(&"/interlock.roles.v1.RolesInternal/"));
         assert!(!prefixes.iter().any(|p| p.contains("Admin")));
@@ -377,13 +421,33 @@ mod tests {
         assert_eq!(inbound["forward_client_cert_details"], "SANITIZE_SET");
     }
 
+    /// Connections between sidecars close well before an SVID that was
+    /// current when they opened can expire (rotation at half the TTL).
+    #[test]
+    fn connections_are_recycled_before_svids_expire() {
+        let m = mesh();
+        let ttl = m.topology.spire.x509_svid_ttl_secs;
+        assert!(max_connection_secs(&m) < ttl / 2);
+        let cfg = sidecar(&m, "auth");
+        let text = cfg.to_string();
+        assert!(text.contains(&format!(
+            "\"max_connection_duration\":\"{}s\"",
+            max_connection_secs(&m)
+        )));
+    }
+
     /// The edge routes every external service and no internal one.
     #[test]
     fn edge_routes_only_external_services() {
         let cfg = edge(&mesh());
         let hcm = &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
         let text = hcm["route_config"].to_string();
-        for s in ["AuthService", "UsersService", "RolesAdmin", "NotificationsService"] {
+        for s in [
+            "AuthService",
+            "UsersService",
+            "RolesAdmin",
+            "NotificationsService",
+        ] {
             assert!(text.contains(s), "{s} missing");
         }
         assert!(!text.contains("Internal"), "an internal service is routed");

@@ -52,8 +52,16 @@ fn dir(path: &Path, mode: u32, owner: Option<&str>) -> anyhow::Result<()> {
 }
 
 fn chown(path: &Path, user: &str) -> anyhow::Result<()> {
-    let status = Command::new("chown").arg("-R").arg(format!("{user}:{user}")).arg(path).status()?;
-    anyhow::ensure!(status.success(), "chown {} to {user} failed", path.display());
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{user}:{user}"))
+        .arg(path)
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "chown {} to {user} failed",
+        path.display()
+    );
     Ok(())
 }
 
@@ -78,15 +86,31 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
     dir(&spire_dir.join("server").join("private"), 0o700, None)?;
     dir(&spire_dir.join("agent").join("data"), 0o700, None)?;
     dir(&spire_dir.join("agent").join("public"), 0o755, None)?;
-    write_private(&spire_dir.join("server.conf"), &spire::server_conf(&mesh), 0o644)?;
-    write_private(&spire_dir.join("agent.conf"), &spire::agent_conf(&mesh), 0o644)?;
-    write_private(&spire_dir.join("bootstrap.sh"), &spire::bootstrap_script(&mesh), 0o755)?;
+    write_private(
+        &spire_dir.join("server.conf"),
+        &spire::server_conf(&mesh),
+        0o644,
+    )?;
+    write_private(
+        &spire_dir.join("agent.conf"),
+        &spire::agent_conf(&mesh),
+        0o644,
+    )?;
+    write_private(
+        &spire_dir.join("bootstrap.sh"),
+        &spire::bootstrap_script(&mesh),
+        0o755,
+    )?;
 
     // The edge.
     dir(&mesh.edge_dir(), 0o700, None)?;
     setup::edge_tls(&mesh)?;
     fs::copy(mesh.edge_dir().join("ca.pem"), run_dir.join("edge-ca.pem"))?;
-    write_private(&mesh.edge_dir().join("envoy.json"), &pretty(&envoy::edge(&mesh))?, 0o600)?;
+    write_private(
+        &mesh.edge_dir().join("envoy.json"),
+        &pretty(&envoy::edge(&mesh))?,
+        0o600,
+    )?;
     chown(&mesh.edge_dir(), &Mesh::unix_user("edge"))?;
 
     // One private directory per workload: sidecar config, service config,
@@ -94,11 +118,23 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
     for w in mesh.workloads() {
         let wd = mesh.workload_dir(w);
         dir(&wd, 0o700, None)?;
-        write_private(&wd.join("envoy.json"), &pretty(&envoy::sidecar(&mesh, w))?, 0o600)?;
-        write_private(&wd.join("config.toml"), &services::config(&mesh, w, &secrets), 0o600)?;
+        write_private(
+            &wd.join("envoy.json"),
+            &pretty(&envoy::sidecar(&mesh, w))?,
+            0o600,
+        )?;
+        write_private(
+            &wd.join("config.toml"),
+            &services::config(&mesh, w, &secrets),
+            0o600,
+        )?;
         chown(&wd, &Mesh::unix_user(w))?;
     }
-    write_private(&run_dir.join("process-compose.yaml"), &pretty(&orchestrator::project(&mesh))?, 0o644)?;
+    write_private(
+        &run_dir.join("process-compose.yaml"),
+        &pretty(&orchestrator::project(&mesh))?,
+        0o644,
+    )?;
     println!("mesh configuration written to {}", run_dir.display());
     Ok(())
 }
@@ -116,7 +152,9 @@ async fn health(socket: &str) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     let resp = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await?;
     anyhow::ensure!(resp.into_inner().status == 1, "not serving");
     Ok(())

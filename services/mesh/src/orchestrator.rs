@@ -28,7 +28,9 @@ fn exec_probe(command: String) -> Value {
 }
 
 fn http_probe(port: u16, path: &str) -> Value {
-    probe(json!({ "http_get": { "host": "127.0.0.1", "port": port, "path": path, "scheme": "http" } }))
+    probe(
+        json!({ "http_get": { "host": "127.0.0.1", "port": port, "path": path, "scheme": "http" } }),
+    )
 }
 
 /// Runs `command` as the workload's Unix user (what SPIRE attests).
@@ -37,7 +39,14 @@ fn as_user(workload: &str, command: &str) -> String {
     format!("setpriv --reuid={user} --regid={user} --init-groups -- {command}")
 }
 
-fn process(mesh: &Mesh, name: &str, command: String, depends: Value, readiness: Option<Value>, restart: &str) -> Value {
+fn process(
+    mesh: &Mesh,
+    name: &str,
+    command: String,
+    depends: Value,
+    readiness: Option<Value>,
+    restart: &str,
+) -> Value {
     let mut p = json!({
         "command": command,
         "working_dir": mesh.run_dir,
@@ -79,7 +88,11 @@ pub fn project(mesh: &Mesh) -> Value {
         process(
             mesh,
             "spire-server",
-            format!("{} run -config {}", server.display(), spire.join("server.conf").display()),
+            format!(
+                "{} run -config {}",
+                server.display(),
+                spire.join("server.conf").display()
+            ),
             json!({}),
             Some(exec_probe(format!(
                 "{} healthcheck -socketPath {}",
@@ -138,7 +151,10 @@ pub fn project(mesh: &Mesh) -> Value {
         let mut p = process(
             mesh,
             w,
-            as_user(w, &mesh.bin(&format!("interlock-{w}")).display().to_string()),
+            as_user(
+                w,
+                &mesh.bin(&format!("interlock-{w}")).display().to_string(),
+            ),
             healthy(&["spire-agent", &sidecar]),
             Some(exec_probe(format!(
                 "{} health {}",
@@ -147,7 +163,10 @@ pub fn project(mesh: &Mesh) -> Value {
             ))),
             "on_failure",
         );
-        p["environment"] = json!([format!("INTERLOCK_CONFIG={}", dir.join("config.toml").display())]);
+        p["environment"] = json!([format!(
+            "INTERLOCK_CONFIG={}",
+            dir.join("config.toml").display()
+        )]);
         processes.insert(w.to_owned(), p);
         ready_services.push(w.to_owned());
     }
@@ -159,7 +178,10 @@ pub fn project(mesh: &Mesh) -> Value {
         process(
             mesh,
             "edge",
-            as_user("edge", &envoy_command(mesh, &mesh.edge_dir().join("envoy.json"), 0)),
+            as_user(
+                "edge",
+                &envoy_command(mesh, &mesh.edge_dir().join("envoy.json"), 0),
+            ),
             healthy(&edge_deps),
             Some(http_probe(mesh.topology.edge.admin_port, "/ready")),
             "on_failure",

@@ -59,7 +59,10 @@ roles_url = "unix:{egress}"
             seal = secrets.seal,
             egress = egress.display()
         )),
-        "users" => s.push_str(&format!("\n[peers]\nroles_url = \"unix:{}\"\n", egress.display())),
+        "users" => s.push_str(&format!(
+            "\n[peers]\nroles_url = \"unix:{}\"\n",
+            egress.display()
+        )),
         _ => {}
     }
     s

@@ -34,7 +34,11 @@ impl Secrets {
 }
 
 fn random(n: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
 }
 
 /// Writes `contents` to `path` with `mode`.
@@ -84,11 +88,14 @@ pub fn edge_tls(mesh: &Mesh) -> anyhow::Result<()> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(vec![])?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "Interlock local edge CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "Interlock local edge CA");
     let ca_cert = ca.self_signed(&ca_key)?;
     let key = KeyPair::generate()?;
     let mut server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    server.distinguished_name.push(DnType::CommonName, "localhost");
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     let issuer = Issuer::new(ca, ca_key);
     let cert = server.signed_by(&key, &issuer)?;
     write_private(&dir.join("ca.pem"), &ca_cert.pem(), 0o644)?;
@@ -104,29 +111,37 @@ pub async fn databases(mesh: &Mesh, admin_url: &str, secrets: &Secrets) -> anyho
     for w in mesh.workloads() {
         let name = format!("interlock_{w}");
         let password = secrets.db_password(w);
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?;
         // Names are ours and passwords alphanumeric, so formatting is safe.
         let role_sql = if exists {
             format!("ALTER ROLE {name} LOGIN PASSWORD '{password}'")
         } else {
             format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'")
         };
-        sqlx::raw_sql(sqlx::AssertSqlSafe(role_sql)).execute(&mut conn).await?;
-        let db_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await?;
-        if !db_exists {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} OWNER {name}")))
-                .execute(&mut conn)
-                .await?;
-        }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC")))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(role_sql))
             .execute(&mut conn)
             .await?;
+        let db_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?;
+        if !db_exists {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {name} OWNER {name}"
+            )))
+            .execute(&mut conn)
+            .await?;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "REVOKE ALL ON DATABASE {name} FROM PUBLIC"
+        )))
+        .execute(&mut conn)
+        .await?;
     }
     Ok(())
 }

@@ -72,7 +72,12 @@ pub struct Mesh {
 
 impl Mesh {
     /// Checks that topology and policy agree, reporting every problem.
-    pub fn new(topology: Topology, policy: Policy, run_dir: PathBuf, bin_dir: PathBuf) -> anyhow::Result<Self> {
+    pub fn new(
+        topology: Topology,
+        policy: Policy,
+        run_dir: PathBuf,
+        bin_dir: PathBuf,
+    ) -> anyhow::Result<Self> {
         let mut problems = Vec::new();
         for name in topology.workloads.keys() {
             if policy.spiffe_id(name).is_none() {
@@ -81,10 +86,17 @@ impl Mesh {
         }
         for rule in policy.services() {
             if !topology.workloads.contains_key(&rule.module) {
-                problems.push(format!("{} is served by {}, which the topology does not run", rule.name, rule.module));
+                problems.push(format!(
+                    "{} is served by {}, which the topology does not run",
+                    rule.name, rule.module
+                ));
             }
         }
-        anyhow::ensure!(problems.is_empty(), "topology and policy disagree:\n  - {}", problems.join("\n  - "));
+        anyhow::ensure!(
+            problems.is_empty(),
+            "topology and policy disagree:\n  - {}",
+            problems.join("\n  - ")
+        );
         Ok(Self {
             topology,
             policy,
@@ -98,7 +110,9 @@ impl Mesh {
     }
 
     pub fn spiffe_id(&self, workload: &str) -> String {
-        self.policy.spiffe_id(workload).expect("checked in Mesh::new")
+        self.policy
+            .spiffe_id(workload)
+            .expect("checked in Mesh::new")
     }
 
     /// `spiffe://<trust domain>`: the bundle's SDS name.
@@ -130,11 +144,17 @@ impl Mesh {
 
     /// The SPIRE agent's Workload API (and SDS) socket.
     pub fn agent_socket(&self) -> PathBuf {
-        self.spire_dir().join("agent").join("public").join("api.sock")
+        self.spire_dir()
+            .join("agent")
+            .join("public")
+            .join("api.sock")
     }
 
     pub fn server_socket(&self) -> PathBuf {
-        self.spire_dir().join("server").join("private").join("api.sock")
+        self.spire_dir()
+            .join("server")
+            .join("private")
+            .join("api.sock")
     }
 
     pub fn edge_dir(&self) -> PathBuf {
@@ -184,14 +204,25 @@ impl Mesh {
 
     /// Who may call what on `workload`'s sidecar: `(route, SPIFFE IDs)`.
     pub fn inbound_rules(&self, workload: &str) -> Vec<(Route, Vec<String>)> {
-        let ids = |callers: &[String]| callers.iter().map(|c| self.spiffe_id(c)).collect::<Vec<_>>();
+        let ids = |callers: &[String]| {
+            callers
+                .iter()
+                .map(|c| self.spiffe_id(c))
+                .collect::<Vec<_>>()
+        };
         let mut rules = Vec::new();
         for rule in self.policy.services().filter(|r| r.module == workload) {
             if !rule.callers.is_empty() {
-                rules.push((Route::Prefix(format!("/{}/", rule.name)), ids(&rule.callers)));
+                rules.push((
+                    Route::Prefix(format!("/{}/", rule.name)),
+                    ids(&rule.callers),
+                ));
             }
             for (method, callers) in &rule.methods {
-                rules.push((Route::Exact(format!("/{}/{method}", rule.name)), ids(callers)));
+                rules.push((
+                    Route::Exact(format!("/{}/{method}", rule.name)),
+                    ids(callers),
+                ));
             }
         }
         for rule in self.policy.http_rules().filter(|r| r.module == workload) {
@@ -199,7 +230,10 @@ impl Mesh {
         }
         if workload == REFLECTION_MODULE {
             for prefix in REFLECTION_PREFIXES {
-                rules.push((Route::Prefix((*prefix).to_owned()), vec![self.spiffe_id("edge")]));
+                rules.push((
+                    Route::Prefix((*prefix).to_owned()),
+                    vec![self.spiffe_id("edge")],
+                ));
             }
         }
         rules.sort();
@@ -224,7 +258,11 @@ impl Mesh {
             .policy
             .services()
             .filter(|r| r.exposure == Exposure::External)
-            .flat_map(|r| r.public_methods.iter().map(move |m| format!("/{}/{m}", r.name)))
+            .flat_map(|r| {
+                r.public_methods
+                    .iter()
+                    .map(move |m| format!("/{}/{m}", r.name))
+            })
             .collect();
         v.sort();
         v
@@ -267,5 +305,10 @@ impl Route {
 
 /// Helper for tests and tools: a mesh of the repository's files.
 pub fn repository_mesh(run_dir: &Path, bin_dir: &Path) -> anyhow::Result<Mesh> {
-    Mesh::new(Topology::embedded(), Policy::embedded(), run_dir.to_owned(), bin_dir.to_owned())
+    Mesh::new(
+        Topology::embedded(),
+        Policy::embedded(),
+        run_dir.to_owned(),
+        bin_dir.to_owned(),
+    )
 }

@@ -32,7 +32,11 @@ pub async fn edge_channel(mesh: &Mesh) -> Channel {
     let ca = std::fs::read(mesh.run_dir.join("edge-ca.pem")).expect("edge CA");
     Endpoint::from_shared(format!("https://{}", edge_addr(mesh)))
         .expect("endpoint")
-        .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost"))
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost"),
+        )
         .expect("tls")
         .timeout(Duration::from_secs(20))
         .connect()
@@ -47,8 +51,10 @@ pub struct Bearer(pub Option<String>);
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(t) = &self.0 {
-            req.metadata_mut()
-                .insert("authorization", MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"));
+            req.metadata_mut().insert(
+                "authorization",
+                MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"),
+            );
         }
         Ok(req)
     }
@@ -93,7 +99,10 @@ pub fn as_workload(workload: &str, program: &std::path::Path, args: &[&str]) -> 
 
 /// A unique login for a test user.
 pub fn unique_login(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 /// The credentials of the e2e admin, kept in the run's secrets: created
@@ -126,7 +135,10 @@ pub async fn admin_token(mesh: &Mesh) -> String {
         }
     };
     AuthServiceClient::new(edge(mesh, None).await)
-        .login(LoginRequest { login_or_email: login, password })
+        .login(LoginRequest {
+            login_or_email: login,
+            password,
+        })
         .await
         .expect("e2e admin logs in")
         .into_inner()
@@ -138,18 +150,30 @@ pub async fn admin_token(mesh: &Mesh) -> String {
 /// already exists, the bootstrap refuses (as designed) and the test grants
 /// the role through the database as the cluster superuser.
 async fn bootstrap_admin(mesh: &Mesh, user_id: &str) {
-    let out = as_workload("roles", &mesh.bin("interlock-roles"), &["bootstrap-admin", user_id])
-        .env("INTERLOCK_CONFIG", mesh.workload_dir("roles").join("config.toml"))
-        .output()
-        .expect("run bootstrap-admin");
+    let out = as_workload(
+        "roles",
+        &mesh.bin("interlock-roles"),
+        &["bootstrap-admin", user_id],
+    )
+    .env(
+        "INTERLOCK_CONFIG",
+        mesh.workload_dir("roles").join("config.toml"),
+    )
+    .output()
+    .expect("run bootstrap-admin");
     if out.status.success() {
         return;
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("an admin already exists"), "bootstrap-admin failed: {stderr}");
+    assert!(
+        stderr.contains("an admin already exists"),
+        "bootstrap-admin failed: {stderr}"
+    );
     let admin = std::env::var("INTERLOCK_TEST_PG_URL").expect("INTERLOCK_TEST_PG_URL");
     let (server, _) = admin.rsplit_once('/').expect("url");
-    let pool = sqlx::PgPool::connect(&format!("{server}/interlock_roles")).await.expect("roles db");
+    let pool = sqlx::PgPool::connect(&format!("{server}/interlock_roles"))
+        .await
+        .expect("roles db");
     sqlx::query("INSERT INTO role_assignments (user_id, role, granted_by) VALUES ($1::uuid, 'admin', 'e2e') ON CONFLICT DO NOTHING")
         .bind(user_id)
         .execute(&pool)
@@ -159,7 +183,10 @@ async fn bootstrap_admin(mesh: &Mesh, user_id: &str) {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
 }
 
 /// An Envoy run as `workload`'s Unix user that asks the SPIRE agent (SDS)
@@ -173,20 +200,31 @@ pub struct ProbeEnvoy {
 }
 
 impl ProbeEnvoy {
-    pub fn start(mesh: &Mesh, workload: &str, requested_id: &str, target: &str, base_id: u32) -> Self {
+    pub fn start(
+        mesh: &Mesh,
+        workload: &str,
+        requested_id: &str,
+        target: &str,
+        base_id: u32,
+    ) -> Self {
         let (listen_port, admin_port) = (free_port(), free_port());
-        let dir = std::env::temp_dir().join(format!("interlock-probe-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("interlock-probe-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let sds = |name: &str| serde_json::json!({
-            "name": name,
-            "sds_config": { "resource_api_version": "V3", "api_config_source": {
-                "api_type": "GRPC", "transport_api_version": "V3",
-                "grpc_services": [{ "envoy_grpc": { "cluster_name": "spire_agent" } }] } }
-        });
+        let sds = |name: &str| {
+            serde_json::json!({
+                "name": name,
+                "sds_config": { "resource_api_version": "V3", "api_config_source": {
+                    "api_type": "GRPC", "transport_api_version": "V3",
+                    "grpc_services": [{ "envoy_grpc": { "cluster_name": "spire_agent" } }] } }
+            })
+        };
         let h2 = serde_json::json!({ "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "explicit_http_config": { "http2_protocol_options": {} } } });
         let config = serde_json::json!({
+            // SDS needs a node identity.
+            "node": { "id": format!("probe-{workload}"), "cluster": "probe" },
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin_port } } },
             "static_resources": {
                 "clusters": [
@@ -228,13 +266,25 @@ impl ProbeEnvoy {
         let child = as_workload(
             workload,
             &mesh.bin("envoy"),
-            &["-c", path.to_str().expect("utf8"), "--base-id", &base, "--log-level", "error"],
+            &[
+                "-c",
+                path.to_str().expect("utf8"),
+                "--base-id",
+                &base,
+                "--log-level",
+                "error",
+            ],
         )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start probe envoy");
-        Self { child, listen_port, admin_port, _dir: dir }
+        Self {
+            child,
+            listen_port,
+            admin_port,
+            _dir: dir,
+        }
     }
 
     /// Envoy's `/certs`: the certificates it holds right now (empty if its

@@ -10,7 +10,11 @@ fn grpcurl_lists_only_external_services() {
     let mesh = mesh();
     let out = grpcurl(&mesh, &[], "list");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed: Vec<&str> = text.lines().collect();
     assert_eq!(
         listed,
@@ -31,16 +35,40 @@ fn grpcurl_register_login_get_me() {
     let register = format!(
         r#"{{"login":"{login}","email":"{login}@example.com","password":"correct horse battery","first_name":"Ada","last_name":"Lovelace"}}"#
     );
-    let out = grpcurl(&mesh, &["-d", &register], "interlock.auth.v1.AuthService/Register");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = grpcurl(
+        &mesh,
+        &["-d", &register],
+        "interlock.auth.v1.AuthService/Register",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let creds = format!(r#"{{"login_or_email":"{login}","password":"correct horse battery"}}"#);
-    let out = grpcurl(&mesh, &["-d", &creds], "interlock.auth.v1.AuthService/Login");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = grpcurl(
+        &mesh,
+        &["-d", &creds],
+        "interlock.auth.v1.AuthService/Login",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pair: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let token = pair["accessToken"].as_str().expect("accessToken");
     let header = format!("authorization: Bearer {token}");
-    let out = grpcurl(&mesh, &["-H", &header], "interlock.users.v1.UsersService/GetMe");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = grpcurl(
+        &mesh,
+        &["-H", &header],
+        "interlock.users.v1.UsersService/GetMe",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let me: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(me["login"], login.as_str());
     assert_eq!(me["roles"], serde_json::json!(["user"]));
@@ -48,5 +76,9 @@ fn grpcurl_register_login_get_me() {
     // Without the token the edge refuses with UNAUTHENTICATED.
     let out = grpcurl(&mesh, &[], "interlock.users.v1.UsersService/GetMe");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -46,15 +46,29 @@ async fn full_journey_through_the_edge() {
     let login = unique_login("journey");
     let pair = register_and_login(&login).await;
     let mut users = UsersServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
-    let me = users.get_me(GetMeRequest {}).await.expect("GetMe").into_inner();
-    assert_eq!((me.login.as_str(), me.roles.clone()), (login.as_str(), vec!["user".to_owned()]));
+    let me = users
+        .get_me(GetMeRequest {})
+        .await
+        .expect("GetMe")
+        .into_inner();
+    assert_eq!(
+        (me.login.as_str(), me.roles.clone()),
+        (login.as_str(), vec!["user".to_owned()])
+    );
 
     let admin = admin_token(&mesh).await;
     RolesAdminClient::new(edge(&mesh, Some(&admin)).await)
-        .grant(GrantRequest { user_id: me.id.clone(), role: "editor".into() })
+        .grant(GrantRequest {
+            user_id: me.id.clone(),
+            role: "editor".into(),
+        })
         .await
         .expect("admin grants a role");
-    let me = users.get_me(GetMeRequest {}).await.expect("GetMe again").into_inner();
+    let me = users
+        .get_me(GetMeRequest {})
+        .await
+        .expect("GetMe again")
+        .into_inner();
     assert_eq!(me.roles, vec!["editor".to_owned(), "user".to_owned()]);
 
     // A module creates the notification: the call leaves through auth's
@@ -65,17 +79,35 @@ async fn full_journey_through_the_edge() {
     )
     .expect("egress channel");
     let id = NotificationsInternalClient::new(egress)
-        .create(CreateRequest { text: "Welcome aboard".into(), recipient_ids: vec![me.id.clone()], request_id: String::new() })
+        .create(CreateRequest {
+            text: "Welcome aboard".into(),
+            recipient_ids: vec![me.id.clone()],
+            request_id: String::new(),
+        })
         .await
         .expect("Create through the mesh")
         .into_inner()
         .id;
 
     let mut notes = NotificationsServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
-    let mine = notes.list_mine(ListMineRequest::default()).await.expect("ListMine").into_inner();
+    let mine = notes
+        .list_mine(ListMineRequest::default())
+        .await
+        .expect("ListMine")
+        .into_inner();
     assert_eq!(mine.notifications.len(), 1);
-    assert_eq!((mine.notifications[0].id.as_str(), mine.notifications[0].text.as_str()), (id.as_str(), "Welcome aboard"));
-    let received = notes.mark_received(MarkReceivedRequest { id: id.clone() }).await.expect("MarkReceived").into_inner();
+    assert_eq!(
+        (
+            mine.notifications[0].id.as_str(),
+            mine.notifications[0].text.as_str()
+        ),
+        (id.as_str(), "Welcome aboard")
+    );
+    let received = notes
+        .mark_received(MarkReceivedRequest { id: id.clone() })
+        .await
+        .expect("MarkReceived")
+        .into_inner();
     assert!(received.received_at.is_some());
 }
 
@@ -86,12 +118,26 @@ async fn refresh_rotation_and_reuse_revocation_through_the_edge() {
     let first = register_and_login(&unique_login("rotor")).await;
     let mut auth = AuthServiceClient::new(edge(&mesh, None).await);
     let second = auth
-        .refresh(RefreshRequest { refresh_token: first.refresh_token.clone() })
+        .refresh(RefreshRequest {
+            refresh_token: first.refresh_token.clone(),
+        })
         .await
         .expect("refresh")
         .into_inner();
     assert_ne!(second.refresh_token, first.refresh_token);
-    let reuse = assert_code(auth.refresh(RefreshRequest { refresh_token: first.refresh_token }).await, Code::Unauthenticated);
+    let reuse = assert_code(
+        auth.refresh(RefreshRequest {
+            refresh_token: first.refresh_token,
+        })
+        .await,
+        Code::Unauthenticated,
+    );
     assert!(reuse.message().contains("revoked"), "{}", reuse.message());
-    assert_code(auth.refresh(RefreshRequest { refresh_token: second.refresh_token }).await, Code::Unauthenticated);
+    assert_code(
+        auth.refresh(RefreshRequest {
+            refresh_token: second.refresh_token,
+        })
+        .await,
+        Code::Unauthenticated,
+    );
 }

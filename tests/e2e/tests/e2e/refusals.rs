@@ -34,8 +34,12 @@ async fn forged_token(exp_offset: i64) -> String {
     let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(jwks.key_ids[0].clone());
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(key.to_pkcs8_der().expect("der").as_bytes()))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_der(key.to_pkcs8_der().expect("der").as_bytes()),
+    )
+    .expect("sign")
 }
 
 /// Missing, expired, forged and `alg: none` tokens stop at the edge with
@@ -46,7 +50,8 @@ async fn edge_refuses_missing_expired_and_forged_jwts() {
     let none = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(br#"{"sub":"x","iss":"interlock-auth","aud":"interlock","exp":9999999999}"#)
+        URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"x","iss":"interlock-auth","aud":"interlock","exp":9999999999}"#)
     );
     let cases = [
         ("missing", None),
@@ -57,7 +62,12 @@ async fn edge_refuses_missing_expired_and_forged_jwts() {
     for (what, token) in cases {
         let mut users = UsersServiceClient::new(edge(&mesh, token.as_deref()).await);
         let status = users.get_me(GetMeRequest {}).await.expect_err(what);
-        assert_eq!(status.code(), Code::Unauthenticated, "{what}: {}", status.message());
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "{what}: {}",
+            status.message()
+        );
     }
 }
 
@@ -68,10 +78,18 @@ async fn edge_does_not_route_internal_services() {
     let pair = register_and_login(&unique_login("nosy")).await;
     let mut internal = RolesInternalClient::new(edge(&mesh, Some(&pair.access_token)).await);
     let status = assert_code(
-        internal.get_roles(GetRolesRequest { user_id: pair.user_id.clone() }).await,
+        internal
+            .get_roles(GetRolesRequest {
+                user_id: pair.user_id.clone(),
+            })
+            .await,
         Code::Unimplemented,
     );
-    assert!(status.message().contains("not routed by the edge"), "{}", status.message());
+    assert!(
+        status.message().contains("not routed by the edge"),
+        "{}",
+        status.message()
+    );
 }
 
 /// notifications holds a valid SVID, but the policy does not let it call
@@ -80,23 +98,39 @@ async fn edge_does_not_route_internal_services() {
 #[tokio::test]
 async fn sidecar_refuses_a_valid_svid_the_policy_does_not_allow() {
     let mesh = mesh();
-    let probe = ProbeEnvoy::start(&mesh, "notifications", &mesh.spiffe_id("notifications"), "roles", 91);
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", probe.listen_port))
-        .expect("endpoint")
-        .connect_lazy();
+    let probe = ProbeEnvoy::start(
+        &mesh,
+        "notifications",
+        &mesh.spiffe_id("notifications"),
+        "roles",
+        91,
+    );
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", probe.listen_port))
+            .expect("endpoint")
+            .connect_lazy();
     let mut internal = RolesInternalClient::new(channel.clone());
     // Wait for the probe to get its SVID from SPIRE: the allowed call then
     // reaches roles, which answers NOT_FOUND for an unknown user.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let r = internal.get_roles(GetRolesRequest { user_id: uuid::Uuid::new_v4().to_string() }).await;
+        let r = internal
+            .get_roles(GetRolesRequest {
+                user_id: uuid::Uuid::new_v4().to_string(),
+            })
+            .await;
         match r {
             Err(s) if s.code() == Code::NotFound => break,
             _ if std::time::Instant::now() > deadline => panic!("probe never got through: {r:?}"),
             _ => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
         }
     }
-    let status = assert_code(RolesAdminClient::new(channel).list(ListRequest::default()).await, Code::PermissionDenied);
+    let status = assert_code(
+        RolesAdminClient::new(channel)
+            .list(ListRequest::default())
+            .await,
+        Code::PermissionDenied,
+    );
     assert!(status.message().contains("RBAC"), "{}", status.message());
 }
 
@@ -107,23 +141,48 @@ async fn sidecar_refuses_a_valid_svid_the_policy_does_not_allow() {
 async fn forged_xfcc_without_the_sidecar_is_refused() {
     let mesh = mesh();
     let socket = mesh.service_socket("roles");
-    let out = as_workload("users", &mesh.bin("interlock-mesh"), &["health", socket.to_str().expect("utf8")])
-        .output()
-        .expect("run");
+    let out = as_workload(
+        "users",
+        &mesh.bin("interlock-mesh"),
+        &["health", socket.to_str().expect("utf8")],
+    )
+    .output()
+    .expect("run");
     assert!(!out.status.success(), "users' user reached roles' socket");
-    assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("permission denied"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A self-made certificate claiming to be users.
     let key = rcgen::KeyPair::generate().expect("key");
     let mut params = rcgen::CertificateParams::new(vec![]).expect("params");
-    params.subject_alt_names = vec![rcgen::SanType::URI("spiffe://interlock.local/svc/users".try_into().expect("uri"))];
+    params.subject_alt_names = vec![rcgen::SanType::URI(
+        "spiffe://interlock.local/svc/users"
+            .try_into()
+            .expect("uri"),
+    )];
     let cert = params.self_signed(&key).expect("cert").pem();
-    let xfcc = interlock_common::peer::xfcc::encode(&cert, None, "spiffe://interlock.local/svc/users");
-    let forged = interlock_common::client::Outbound::with_header("x-forwarded-client-cert", &xfcc).expect("header");
-    let channel = interlock_common::client::channel(&format!("unix:{}", socket.display()), forged).expect("channel");
+    let xfcc =
+        interlock_common::peer::xfcc::encode(&cert, None, "spiffe://interlock.local/svc/users");
+    let forged = interlock_common::client::Outbound::with_header("x-forwarded-client-cert", &xfcc)
+        .expect("header");
+    let channel = interlock_common::client::channel(&format!("unix:{}", socket.display()), forged)
+        .expect("channel");
     let status = assert_code(
-        RolesInternalClient::new(channel).get_roles(GetRolesRequest { user_id: uuid::Uuid::new_v4().to_string() }).await,
+        RolesInternalClient::new(channel)
+            .get_roles(GetRolesRequest {
+                user_id: uuid::Uuid::new_v4().to_string(),
+            })
+            .await,
         Code::Unauthenticated,
     );
-    assert!(status.message().contains("untrusted"), "{}", status.message());
+    assert!(
+        status.message().contains("untrusted"),
+        "{}",
+        status.message()
+    );
 }

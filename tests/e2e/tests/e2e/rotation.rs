@@ -57,7 +57,11 @@ async fn calls_keep_succeeding_across_two_svid_rotations() {
         started.elapsed().as_secs_f64(),
         failed.len()
     );
-    assert!(seen.len() >= 3, "saw only {} SVIDs in {limit:?}", seen.len());
+    assert!(
+        seen.len() >= 3,
+        "saw only {} SVIDs in {limit:?}",
+        seen.len()
+    );
     assert!(failed.is_empty(), "failed calls: {failed:?}");
     assert!(ok > 100, "too few calls to mean anything: {ok}");
 }
