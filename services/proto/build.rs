@@ -13,6 +13,7 @@ const SECRET_MESSAGES: &[&str] = &[
     ".interlock.auth.v1.RefreshRequest",
     ".interlock.auth.v1.TokenPair",
     ".interlock.notifications.v1.RegisterDeviceRequest",
+    ".interlock.notifications.v1.Delivery",
 ];
 
 /// Names of the services the policy marks `exposure = "internal"`.

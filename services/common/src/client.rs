@@ -55,6 +55,12 @@ impl Interceptor for Outbound {
     }
 }
 
+/// Installs rustls' ring provider as the process default (idempotent). Any
+/// HTTP client that may speak TLS is built after this.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A channel plus the outbound interceptor; what generated clients wrap.
 pub type PeerChannel = InterceptedService<Channel, Outbound>;
 

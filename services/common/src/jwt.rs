@@ -89,6 +89,7 @@ impl HttpJwks {
             let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| e.to_string())?;
             headers.insert(name, value);
         }
+        crate::client::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .default_headers(headers);

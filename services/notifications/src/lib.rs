@@ -1,11 +1,14 @@
 //! Interlock notifications: messages to users, their receipts, and the push
 //! devices the sender delivers to.
 //!
-//! - [`store`]: SQL. - [`service`]: external handlers (for the current
-//!   user) and internal ones (Create for modules, ListPending and
-//!   MarkProcessed for the sender). - [`config`] / [`startup`].
+//! - [`store`]: SQL of notifications, receipts and devices; [`delivery`]:
+//!   SQL of claims (leases) and per-device outcomes. - [`service`]: external handlers (for the current
+//!   user); [`internal`]: Create for modules, and the sender's claim,
+//!   report, release and mark-processed calls. - [`config`] / [`startup`].
 
 pub mod config;
+pub mod delivery;
+pub mod internal;
 pub mod service;
 pub mod startup;
 pub mod store;

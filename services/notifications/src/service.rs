@@ -1,10 +1,9 @@
-//! notifications' gRPC handlers.
+//! notifications' external gRPC handlers (the current user's).
 
 use std::sync::Arc;
 
 use interlock_common::page::{Cursor, split_page};
 use interlock_common::{ApiError, context, timestamp, validate};
-use interlock_proto::notifications::v1::notifications_internal_server::NotificationsInternal;
 use interlock_proto::notifications::v1::notifications_service_server::NotificationsService;
 use interlock_proto::notifications::v1::*;
 use sqlx::PgPool;
@@ -12,8 +11,6 @@ use tonic::{Request, Response, Status};
 
 use crate::store;
 
-pub const MAX_TEXT: usize = 4096;
-pub const MAX_RECIPIENTS: usize = 1000;
 pub const MAX_TOKEN: usize = 4096;
 
 pub struct NotificationsState {
@@ -42,7 +39,7 @@ fn fcm_token(v: &str) -> Result<&str, ApiError> {
     Ok(v)
 }
 
-fn platform(v: i32) -> Result<i16, ApiError> {
+pub(crate) fn platform(v: i32) -> Result<i16, ApiError> {
     match Platform::try_from(v) {
         Ok(Platform::Unspecified) | Err(_) => Err(ApiError::invalid(
             "platform",
@@ -130,76 +127,5 @@ impl NotificationsService for Notifications {
             return Err(Status::not_found(format!("device {id} not found")));
         }
         Ok(Response::new(UnregisterDeviceResponse {}))
-    }
-}
-
-#[tonic::async_trait]
-impl NotificationsInternal for Notifications {
-    async fn create(
-        &self,
-        req: Request<CreateRequest>,
-    ) -> Result<Response<CreateResponse>, Status> {
-        let by = context::peer(&req)?.spiffe_id.clone();
-        let b = req.get_ref();
-        let text = validate::text("text", &b.text, 1, MAX_TEXT)?;
-        let recipients = validate::uuid_list("recipient_ids", &b.recipient_ids, MAX_RECIPIENTS)?;
-        let request_id = match b.request_id.as_str() {
-            "" => None,
-            r => Some(validate::text("request_id", r, 1, 128)?),
-        };
-        let (id, created) =
-            store::create(&self.0.pool, &text, &recipients, &by, request_id.as_deref())
-                .await
-                .map_err(ApiError::from)?;
-        if created {
-            tracing::info!(notification_id = %id, recipients = recipients.len(), created_by = %by, "notification created");
-        }
-        Ok(Response::new(CreateResponse {
-            id: id.to_string(),
-            created,
-        }))
-    }
-
-    async fn list_pending(
-        &self,
-        req: Request<ListPendingRequest>,
-    ) -> Result<Response<ListPendingResponse>, Status> {
-        let limit = validate::page_size("limit", req.get_ref().limit, 100, 1000)?;
-        let rows = store::pending(&self.0.pool, limit)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(ListPendingResponse {
-            notifications: rows
-                .into_iter()
-                .map(|p| PendingNotification {
-                    id: p.id.to_string(),
-                    text: p.text,
-                    recipient_ids: p.recipient_ids.iter().map(ToString::to_string).collect(),
-                    created_at: Some(timestamp(p.created_at)),
-                })
-                .collect(),
-        }))
-    }
-
-    async fn mark_processed(
-        &self,
-        req: Request<MarkProcessedRequest>,
-    ) -> Result<Response<MarkProcessedResponse>, Status> {
-        let ids = validate::uuid_list("ids", &req.get_ref().ids, 1000)?;
-        match store::mark_processed(&self.0.pool, &ids)
-            .await
-            .map_err(ApiError::from)?
-        {
-            Ok(n) => Ok(Response::new(MarkProcessedResponse {
-                processed: u32::try_from(n).unwrap_or(u32::MAX),
-            })),
-            Err(unknown) => {
-                let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
-                Err(Status::not_found(format!(
-                    "unknown notification ids: {}",
-                    list.join(", ")
-                )))
-            }
-        }
     }
 }

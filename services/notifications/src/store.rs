@@ -14,15 +14,6 @@ pub struct Received {
     pub received_at: Option<DateTime<Utc>>,
 }
 
-/// An unprocessed notification with its recipients.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Pending {
-    pub id: Uuid,
-    pub text: String,
-    pub created_at: DateTime<Utc>,
-    pub recipient_ids: Vec<Uuid>,
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Device {
     pub id: Uuid,
@@ -71,20 +62,6 @@ pub async fn create(
     Ok((id, true))
 }
 
-/// Oldest unprocessed notifications with their recipients.
-#[tracing::instrument(skip(pool))]
-pub async fn pending(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<Pending>> {
-    sqlx::query_as(
-        "SELECT n.id, n.text, n.created_at,
-                array(SELECT r.user_id FROM recipients r WHERE r.notification_id = n.id ORDER BY r.user_id) AS recipient_ids
-         FROM notifications n WHERE n.processed_at IS NULL
-         ORDER BY n.created_at, n.id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
 /// Marks all of `ids` processed, or none: `Err(unknown ids)` if any is
 /// unknown. Returns how many changed.
 #[tracing::instrument(skip(pool, ids), fields(ids = ids.len()))]
@@ -103,9 +80,13 @@ pub async fn mark_processed(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Result<
     if !unknown.is_empty() {
         return Ok(Err(unknown));
     }
-    let n = sqlx::query(
-        "UPDATE notifications SET processed_at = now() WHERE id = ANY($1) AND processed_at IS NULL",
-    )
+    // Processing ends the lease and records the outcome from the deliveries.
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE notifications n SET processed_at = now(), lease_owner = NULL, lease_until = NULL,
+             outcome = {}
+         WHERE id = ANY($1) AND processed_at IS NULL",
+        crate::delivery::OUTCOME_SQL
+    )))
     .bind(ids)
     .execute(&mut *tx)
     .await?

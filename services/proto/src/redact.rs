@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::auth::v1::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair};
-use crate::notifications::v1::RegisterDeviceRequest;
+use crate::notifications::v1::{Delivery, RegisterDeviceRequest};
 
 const REDACTED: &str = "<redacted>";
 
@@ -54,6 +54,17 @@ impl fmt::Debug for TokenPair {
 impl fmt::Debug for RegisterDeviceRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegisterDeviceRequest")
+            .field("fcm_token", &REDACTED)
+            .field("platform", &self.platform)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("device_id", &self.device_id)
+            .field("user_id", &self.user_id)
             .field("fcm_token", &REDACTED)
             .field("platform", &self.platform)
             .finish()

@@ -296,6 +296,7 @@ impl ProbeEnvoy {
 
 /// GET on an Envoy admin port; empty on any failure.
 pub async fn admin_get(port: u16, path: &str) -> String {
+    interlock_common::client::install_crypto_provider();
     match reqwest::get(format!("http://127.0.0.1:{port}{path}")).await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),

@@ -7,6 +7,7 @@ mod jwt;
 mod notifications;
 mod peer;
 mod roles;
+mod sender;
 mod users;
 
 use tonic::{Code, Status};

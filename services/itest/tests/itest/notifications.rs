@@ -182,9 +182,10 @@ async fn create_validates_and_deduplicates_by_request_id() {
     assert_eq!(first.id, retry.id);
 }
 
-/// The sender lists pending work and marks it processed, all or nothing.
+/// The sender claims pending work (leased: a second claim gets nothing),
+/// and marks it processed, all or nothing.
 #[tokio::test]
-async fn sender_lists_pending_and_marks_processed_atomically() {
+async fn sender_claims_pending_and_marks_processed_atomically() {
     let s = Stack::with_test_tokens().await;
     let (u1, u2) = (Uuid::new_v4(), Uuid::new_v4());
     let mut creator = NotificationsInternalClient::new(s.as_peer("auth").to(s.notifications));
@@ -202,8 +203,13 @@ async fn sender_lists_pending_and_marks_processed_atomically() {
         .id;
 
     let mut sender = NotificationsInternalClient::new(s.as_peer("sender").to(s.notifications));
+    let claim = |worker: &str| ListPendingRequest {
+        limit: 0,
+        worker_id: worker.into(),
+        lease_seconds: 30,
+    };
     let pending = sender
-        .list_pending(ListPendingRequest::default())
+        .list_pending(claim("w1"))
         .await
         .expect("pending")
         .into_inner();
@@ -214,6 +220,16 @@ async fn sender_lists_pending_and_marks_processed_atomically() {
     let mut expected = vec![u1.to_string(), u2.to_string()];
     expected.sort();
     assert_eq!(recipients, expected);
+    assert!(pending.notifications[0].lease_expires_at.is_some());
+    assert!(
+        sender
+            .list_pending(claim("w2"))
+            .await
+            .expect("leased")
+            .into_inner()
+            .notifications
+            .is_empty()
+    );
 
     let ghost = Uuid::new_v4().to_string();
     assert_status(
@@ -225,8 +241,17 @@ async fn sender_lists_pending_and_marks_processed_atomically() {
         Code::NotFound,
         &ghost,
     );
+    let released = sender
+        .release_claims(ReleaseClaimsRequest {
+            worker_id: "w1".into(),
+            ids: vec![a.clone(), b.clone()],
+        })
+        .await
+        .expect("release")
+        .into_inner();
+    assert_eq!(released.released, 2);
     let still = sender
-        .list_pending(ListPendingRequest::default())
+        .list_pending(claim("w2"))
         .await
         .expect("still")
         .into_inner();
@@ -240,7 +265,9 @@ async fn sender_lists_pending_and_marks_processed_atomically() {
         .expect("mark");
     assert_eq!(done.into_inner().processed, 2);
     let again = sender
-        .mark_processed(MarkProcessedRequest { ids: vec![a] })
+        .mark_processed(MarkProcessedRequest {
+            ids: vec![a.clone()],
+        })
         .await
         .expect("again");
     assert_eq!(
@@ -248,21 +275,50 @@ async fn sender_lists_pending_and_marks_processed_atomically() {
         0,
         "already processed is left as is"
     );
-    assert!(
-        sender
-            .list_pending(ListPendingRequest::default())
-            .await
-            .expect("empty")
-            .into_inner()
-            .notifications
-            .is_empty()
-    );
+    let report = sender
+        .get_delivery_report(GetDeliveryReportRequest { id: a })
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!(report.outcome, "no registered devices");
     assert_status(
         sender
-            .list_pending(ListPendingRequest { limit: 1001 })
+            .list_pending(ListPendingRequest {
+                limit: 1001,
+                ..claim("w1")
+            })
             .await,
         Code::InvalidArgument,
         "limit",
+    );
+    assert_status(
+        sender.list_pending(claim("")).await,
+        Code::InvalidArgument,
+        "worker_id",
+    );
+    assert_status(
+        sender
+            .list_pending(ListPendingRequest {
+                lease_seconds: 2,
+                ..claim("w1")
+            })
+            .await,
+        Code::InvalidArgument,
+        "lease_seconds",
+    );
+    let bad = ReportDeliveriesRequest {
+        worker_id: "w1".into(),
+        results: vec![DeliveryResult {
+            notification_id: b,
+            device_id: Uuid::new_v4().to_string(),
+            status: 0,
+            ..Default::default()
+        }],
+    };
+    assert_status(
+        sender.report_deliveries(bad).await,
+        Code::InvalidArgument,
+        "results[0].status",
     );
 }
 

@@ -1,0 +1,50 @@
+//! Test hooks, not part of FCM: script faults, expire tokens, read what
+//! was received.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{Fault, FcmLocal, lock};
+
+#[derive(Deserialize)]
+struct Script {
+    token: String,
+    faults: Vec<Fault>,
+}
+
+pub(crate) fn router() -> Router<FcmLocal> {
+    Router::new()
+        .route(
+            "/control/faults",
+            post(
+                |State(s): State<FcmLocal>, Json(script): Json<Script>| async move {
+                    s.script(&script.token, script.faults);
+                    Json(json!({ "ok": true }))
+                },
+            ),
+        )
+        .route(
+            "/control/expire-tokens",
+            post(|State(s): State<FcmLocal>| async move {
+                s.expire_tokens();
+                Json(json!({ "ok": true }))
+            }),
+        )
+        .route(
+            "/control/received",
+            get(|State(s): State<FcmLocal>| async move {
+                Json(json!({ "received": s.received(), "grants": s.grants() }))
+            }),
+        )
+        .route(
+            "/control/reset",
+            post(|State(s): State<FcmLocal>| async move {
+                lock(&s.inner.received).clear();
+                lock(&s.inner.faults).clear();
+                Json(json!({ "ok": true }))
+            }),
+        )
+}

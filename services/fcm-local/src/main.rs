@@ -1,0 +1,37 @@
+//! `interlock-fcm-local --listen 127.0.0.1:17090 --service-account FILE
+//! [--token-ttl-secs 3600]`: the local FCM-compatible server.
+
+use std::time::Duration;
+
+use interlock_fcm_local::{FcmLocal, ServerConfig};
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage =
+        "usage: interlock-fcm-local --listen ADDR --service-account FILE [--token-ttl-secs N]";
+    let listen = flag(&args, "--listen").ok_or_else(|| anyhow::anyhow!(usage))?;
+    let account = flag(&args, "--service-account").ok_or_else(|| anyhow::anyhow!(usage))?;
+    let ttl: u64 = flag(&args, "--token-ttl-secs")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(3600);
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    let token_uri = format!("http://{}/token", listener.local_addr()?);
+    let config = ServerConfig::from_service_account(
+        &std::fs::read_to_string(&account)?,
+        &token_uri,
+        Duration::from_secs(ttl),
+    )?;
+    tracing::info!(%listen, project = %config.project_id, "local FCM server listening");
+    FcmLocal::new(config).serve(listener).await?;
+    Ok(())
+}
