@@ -4,6 +4,7 @@
 #   mesh.sh up       install what is missing, build, generate, start, wait
 #   mesh.sh down     stop everything
 #   mesh.sh status   what runs
+#   mesh.sh logs P   the last lines of process P (e.g. users, sidecar-users)
 # Needs root (or sudo): each workload runs as its own Unix user, which is
 # what SPIRE attests.
 set -euo pipefail
@@ -15,7 +16,7 @@ BIN_DIR="$RUN_DIR/bin"
 PC_PORT=17080        # mesh/topology.toml [process_compose]
 EDGE_PORT=17443      # mesh/topology.toml [edge]
 EDGE_ADMIN=17900
-WORKLOADS="edge auth roles users notifications"
+WORKLOADS="edge auth roles users notifications sender"
 export RUN_DIR BIN_DIR EDGE_PORT
 
 [ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
@@ -40,7 +41,7 @@ install_binaries() {
     src="$(readlink -f "$TOOLS_DIR/bin/$b")"
     install -m 755 "$src" "$BIN_DIR/$b"
   done
-  for b in interlock-auth interlock-roles interlock-users interlock-notifications interlock-mesh; do
+  for b in interlock-auth interlock-roles interlock-users interlock-notifications interlock-sender interlock-fcm-local interlock-mesh; do
     install -m 755 "$CARGO_TARGET_DIR/debug/$b" "$BIN_DIR/$b"
   done
 }
@@ -48,7 +49,8 @@ install_binaries() {
 wait_ready() {
   local deadline=$((SECONDS + ${INTERLOCK_MESH_TIMEOUT:-240}))
   until curl -sf "http://127.0.0.1:$EDGE_ADMIN/ready" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
+    # A process whose dependency failed is skipped: no point in waiting.
+    if [ $SECONDS -ge $deadline ] || pc process list 2>/dev/null | grep -q Skipped; then
       log "the mesh did not become ready; process states:"
       pc process list -o wide >&2 || true
       for f in "$RUN_DIR"/logs/*.log; do echo "== $f" >&2; tail -n 15 "$f" >&2; done
@@ -110,5 +112,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) mkdir -p "$RUN_DIR/logs"; pc process list -o wide ;;
-  *) die "usage: $0 up|down|status" ;;
+  logs) [ -n "${2:-}" ] || die "usage: $0 logs PROCESS"; pc process logs "$2" -n "${3:-100}" ;;
+  *) die "usage: $0 up|down|status|logs PROCESS" ;;
 esac

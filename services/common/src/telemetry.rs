@@ -35,6 +35,7 @@ pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(settings.filter.clone()));
     use std::io::IsTerminal;
+    // Logs go to stdout (the twelve-factor way); colours only on a terminal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal());

@@ -153,10 +153,13 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
     let inbound = mesh.inbound_rules(workload);
     let outbound = mesh.outbound_routes(workload);
 
-    let mut clusters = vec![
-        static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket())),
-        static_cluster(LOCAL_SERVICE, pipe(&mesh.service_socket(workload))),
-    ];
+    let mut clusters = vec![static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket()))];
+    if !inbound.is_empty() {
+        clusters.push(static_cluster(
+            LOCAL_SERVICE,
+            pipe(&mesh.service_socket(workload)),
+        ));
+    }
     clusters.extend(outbound.keys().map(|m| peer_cluster(mesh, &own_id, m)));
 
     let mut callers: Vec<String> = inbound.iter().flat_map(|(_, ids)| ids.clone()).collect();
@@ -235,12 +238,18 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
         }]
     });
 
+    // A workload without an API (the sender) gets no inbound listener.
+    let listeners = if inbound.is_empty() {
+        vec![egress_listener]
+    } else {
+        vec![inbound_listener, egress_listener]
+    };
     json!({
         "node": { "id": format!("{workload}-sidecar"), "cluster": workload },
         "admin": admin(w.admin_port),
         "static_resources": {
             "clusters": clusters,
-            "listeners": [inbound_listener, egress_listener]
+            "listeners": listeners
         }
     })
 }
@@ -434,6 +443,32 @@ mod tests {
             "\"max_connection_duration\":\"{}s\"",
             max_connection_secs(&m)
         )));
+    }
+
+    /// The sender has no API: no inbound listener, and its egress reaches
+    /// exactly the notifications methods the policy gives it.
+    #[test]
+    fn sender_sidecar_is_egress_only() {
+        let cfg = sidecar(&mesh(), "sender");
+        let listeners = cfg["static_resources"]["listeners"].as_array().unwrap();
+        assert_eq!(listeners.len(), 1);
+        assert_eq!(listeners[0]["name"], "egress");
+        let text = listeners[0].to_string();
+        for m in [
+            "ListPending",
+            "ReportDeliveries",
+            "MarkProcessed",
+            "ReleaseClaims",
+            "GetDeliveryReport",
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "/interlock.notifications.v1.NotificationsInternal/{m}"
+                )),
+                "{m}"
+            );
+        }
+        assert!(!text.contains("NotificationsInternal/Create"));
     }
 
     /// The edge routes every external service and no internal one.

@@ -75,6 +75,7 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
     dir(&run_dir.join("logs"), 0o755, None)?;
     dir(&run_dir.join("config"), 0o755, None)?;
     let secrets = setup::secrets(&mesh)?;
+    let account = setup::fcm_service_account(&mesh)?;
     setup::databases(&mesh, &admin_url, &secrets).await?;
 
     // SPIRE: fresh state on every generate (a new CA, new entries).
@@ -128,6 +129,9 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
             &services::config(&mesh, w, &secrets),
             0o600,
         )?;
+        if w == "sender" {
+            fs::copy(&account, wd.join("service-account.json"))?;
+        }
         chown(&wd, &Mesh::unix_user(w))?;
     }
     write_private(

@@ -51,6 +51,8 @@ fn process(
         "command": command,
         "working_dir": mesh.run_dir,
         "log_location": mesh.run_dir.join("logs").join(format!("{name}.log")),
+        // Per process: written line by line, as the process printed it.
+        "log_configuration": { "flush_each_line": true, "disable_json": true, "no_metadata": true, "no_color": true },
         "depends_on": depends,
         "availability": { "restart": restart, "backoff_seconds": 1, "max_restarts": 5 },
         "shutdown": { "signal": 15, "timeout_seconds": 10 }
@@ -69,12 +71,13 @@ fn healthy(names: &[&str]) -> Value {
     Value::Object(map)
 }
 
-fn envoy_command(mesh: &Mesh, config: &std::path::Path, base_id: usize) -> String {
+/// Hot restart is not used (process-compose restarts Envoy), so it is
+/// disabled: no shared-memory region that could collide between instances.
+fn envoy_command(mesh: &Mesh, config: &std::path::Path) -> String {
     format!(
-        "{} -c {} --base-id {} --log-level warn --drain-time-s 5",
+        "{} -c {} --disable-hot-restart --log-level warn --drain-time-s 5",
         mesh.bin("envoy").display(),
-        config.display(),
-        base_id + 40
+        config.display()
     )
 }
 
@@ -133,8 +136,30 @@ pub fn project(mesh: &Mesh) -> Value {
             "on_failure",
         ),
     );
+    processes.insert(
+        "fcm-local".into(),
+        process(
+            mesh,
+            "fcm-local",
+            format!(
+                "{} --listen 127.0.0.1:{} --service-account {}",
+                mesh.bin("interlock-fcm-local").display(),
+                mesh.topology.fcm_local.port,
+                mesh.run_dir
+                    .join("secrets")
+                    .join("fcm-service-account.json")
+                    .display()
+            ),
+            json!({}),
+            Some(http_probe(
+                mesh.topology.fcm_local.port,
+                "/control/received",
+            )),
+            "on_failure",
+        ),
+    );
     let mut ready_services = Vec::new();
-    for (i, w) in mesh.workloads().enumerate() {
+    for w in mesh.workloads() {
         let sidecar = format!("sidecar-{w}");
         let dir = mesh.workload_dir(w);
         processes.insert(
@@ -142,7 +167,7 @@ pub fn project(mesh: &Mesh) -> Value {
             process(
                 mesh,
                 &sidecar,
-                as_user(w, &envoy_command(mesh, &dir.join("envoy.json"), i + 1)),
+                as_user(w, &envoy_command(mesh, &dir.join("envoy.json"))),
                 healthy(&["spire-agent"]),
                 Some(http_probe(mesh.topology.workloads[w].admin_port, "/ready")),
                 "on_failure",
@@ -180,7 +205,7 @@ pub fn project(mesh: &Mesh) -> Value {
             "edge",
             as_user(
                 "edge",
-                &envoy_command(mesh, &mesh.edge_dir().join("envoy.json"), 0),
+                &envoy_command(mesh, &mesh.edge_dir().join("envoy.json")),
             ),
             healthy(&edge_deps),
             Some(http_probe(mesh.topology.edge.admin_port, "/ready")),

@@ -67,7 +67,7 @@ pub fn secrets(mesh: &Mesh) -> anyhow::Result<Secrets> {
     fs::create_dir_all(&dir)?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
     let mut db = BTreeMap::new();
-    for w in mesh.workloads() {
+    for w in mesh.workloads().filter(|w| mesh.has_database(w)) {
         db.insert(w.to_owned(), secret_file(&dir, &format!("db-{w}"))?);
     }
     Ok(Secrets {
@@ -75,6 +75,35 @@ pub fn secrets(mesh: &Mesh) -> anyhow::Result<Secrets> {
         seal: secret_file(&dir, "auth-seal")?,
         db,
     })
+}
+
+/// The sender's Google-style service account (an RSA key generated here),
+/// shared with the local FCM server, which verifies the sender's OAuth
+/// assertions with its public key. Returns the file's path.
+pub fn fcm_service_account(mesh: &Mesh) -> anyhow::Result<std::path::PathBuf> {
+    let path = mesh
+        .run_dir
+        .join("secrets")
+        .join("fcm-service-account.json");
+    if path.exists() {
+        return Ok(path);
+    }
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
+    let pem = key.to_pkcs8_pem(LineEnding::LF)?.to_string();
+    let project = "interlock-local";
+    let json = serde_json::json!({
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": random(16),
+        "private_key": pem,
+        "client_email": format!("sender@{project}.iam.gserviceaccount.com"),
+        "client_id": "0",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": "https://oauth2.googleapis.com/token"
+    });
+    write_private(&path, &serde_json::to_string_pretty(&json)?, 0o600)?;
+    Ok(path)
 }
 
 /// The edge's client-facing TLS: a local CA (given to grpcurl with
@@ -108,7 +137,7 @@ pub fn edge_tls(mesh: &Mesh) -> anyhow::Result<()> {
 /// Idempotent: passwords are (re)set to the run's secrets.
 pub async fn databases(mesh: &Mesh, admin_url: &str, secrets: &Secrets) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect(admin_url).await?;
-    for w in mesh.workloads() {
+    for w in mesh.workloads().filter(|w| mesh.has_database(w)) {
         let name = format!("interlock_{w}");
         let password = secrets.db_password(w);
         let exists: bool =

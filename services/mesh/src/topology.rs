@@ -16,7 +16,15 @@ pub struct Topology {
     pub spire: Spire,
     pub process_compose: ProcessCompose,
     pub postgres: Postgres,
+    pub fcm_local: FcmLocal,
     pub workloads: BTreeMap<String, Workload>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FcmLocal {
+    pub port: u16,
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +115,11 @@ impl Mesh {
 
     pub fn workloads(&self) -> impl Iterator<Item = &str> {
         self.topology.workloads.keys().map(String::as_str)
+    }
+
+    /// Workloads that own a database: those that serve an API.
+    pub fn has_database(&self, workload: &str) -> bool {
+        self.policy.services().any(|r| r.module == workload)
     }
 
     pub fn spiffe_id(&self, workload: &str) -> String {

@@ -200,13 +200,7 @@ pub struct ProbeEnvoy {
 }
 
 impl ProbeEnvoy {
-    pub fn start(
-        mesh: &Mesh,
-        workload: &str,
-        requested_id: &str,
-        target: &str,
-        base_id: u32,
-    ) -> Self {
+    pub fn start(mesh: &Mesh, workload: &str, requested_id: &str, target: &str) -> Self {
         let (listen_port, admin_port) = (free_port(), free_port());
         let dir =
             std::env::temp_dir().join(format!("interlock-probe-{}", uuid::Uuid::new_v4().simple()));
@@ -262,15 +256,13 @@ impl ProbeEnvoy {
         };
         mode(&dir, 0o755);
         mode(&path, 0o644);
-        let base = base_id.to_string();
         let child = as_workload(
             workload,
             &mesh.bin("envoy"),
             &[
                 "-c",
                 path.to_str().expect("utf8"),
-                "--base-id",
-                &base,
+                "--disable-hot-restart",
                 "--log-level",
                 "error",
             ],

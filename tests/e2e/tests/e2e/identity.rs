@@ -9,8 +9,8 @@ use interlock_e2e::{ProbeEnvoy, as_workload, mesh, tool};
 #[tokio::test]
 async fn a_workload_cannot_obtain_another_workloads_svid() {
     let mesh = mesh();
-    let own = ProbeEnvoy::start(&mesh, "users", &mesh.spiffe_id("users"), "roles", 92);
-    let stolen = ProbeEnvoy::start(&mesh, "users", &mesh.spiffe_id("auth"), "roles", 93);
+    let own = ProbeEnvoy::start(&mesh, "users", &mesh.spiffe_id("users"), "roles");
+    let stolen = ProbeEnvoy::start(&mesh, "users", &mesh.spiffe_id("auth"), "roles");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !own
         .certs()

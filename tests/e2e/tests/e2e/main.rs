@@ -5,6 +5,7 @@
 mod grpcurl;
 mod identity;
 mod journey;
+mod push;
 mod refusals;
 mod rotation;
 

@@ -103,7 +103,6 @@ async fn sidecar_refuses_a_valid_svid_the_policy_does_not_allow() {
         "notifications",
         &mesh.spiffe_id("notifications"),
         "roles",
-        91,
     );
     let channel =
         tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", probe.listen_port))
