@@ -5,6 +5,7 @@
 #   grpcurl          go install from the Go module proxy
 #   SPIRE            tools/spire module (go install tool)
 #   process-compose  tools/process-compose module (go install tool)
+#   Jaeger v2        tools/jaeger module (go install tool)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$TOOLS_DIR/bin"
@@ -54,5 +55,6 @@ install_envoy
 go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
 tool_module spire spire-server spire-agent
 tool_module process-compose process-compose
+tool_module jaeger jaeger
 
 log "tools ready in $TOOLS_DIR/bin: $(ls "$TOOLS_DIR/bin" | tr '\n' ' ')"

@@ -37,7 +37,7 @@ install_binaries() {
   mkdir -p "$BIN_DIR"
   chmod 755 "$RUN_DIR" "$BIN_DIR"
   local src
-  for b in envoy spire-server spire-agent; do
+  for b in envoy spire-server spire-agent jaeger; do
     src="$(readlink -f "$TOOLS_DIR/bin/$b")"
     install -m 755 "$src" "$BIN_DIR/$b"
   done
@@ -74,6 +74,7 @@ Interlock is up. Try it through the edge with grpcurl:
       localhost:$EDGE_PORT interlock.auth.v1.AuthService/Login | sed -n 's/.*"accessToken": "\\(.*\\)".*/\\1/p')
   \$G -H "authorization: Bearer \$TOKEN" localhost:$EDGE_PORT interlock.users.v1.UsersService/GetMe
 
+Traces: Jaeger at http://127.0.0.1:16686 (API: /api/traces?service=users)
 Logs: $RUN_DIR/logs/   Stop: bash scripts/mesh.sh down
 TXT
 }

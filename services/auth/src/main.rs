@@ -6,7 +6,7 @@ use interlock_common::{server, settings, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings: Settings = settings::load("auth")?;
-    telemetry::init(&settings.log);
+    let _telemetry = telemetry::init(&settings.log, "auth")?;
     let app = Application::build(settings).await?;
     tracing::info!(listen = %app.describe_listener(), "auth listening");
     app.run(server::shutdown_signal()).await

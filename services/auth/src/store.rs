@@ -23,7 +23,7 @@ impl Credential {
 }
 
 /// The account whose login or email is `key` (already lowercased).
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn find_by_login_or_email(pool: &PgPool, key: &str) -> sqlx::Result<Option<Credential>> {
     sqlx::query_as(
         "SELECT user_id, login, email, password_hash, status, first_name, last_name
@@ -35,7 +35,7 @@ pub async fn find_by_login_or_email(pool: &PgPool, key: &str) -> sqlx::Result<Op
 }
 
 /// Accounts that hold `login` or `email`.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn find_conflicts(
     pool: &PgPool,
     login: &str,
@@ -53,7 +53,7 @@ pub async fn find_conflicts(
 
 /// Inserts a pending account. A unique violation means someone else took
 /// the login or email meanwhile.
-#[tracing::instrument(skip(pool, c), fields(user_id = %c.user_id))]
+#[tracing::instrument(skip(pool, c), fields(db.system = "postgresql", user_id = %c.user_id))]
 pub async fn insert_pending(pool: &PgPool, c: &Credential) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO credentials (user_id, login, email, password_hash, status, first_name, last_name)
@@ -72,7 +72,7 @@ pub async fn insert_pending(pool: &PgPool, c: &Credential) -> sqlx::Result<()> {
 
 /// Locks a pending account for completion or compensation. `skip_locked`
 /// makes the sweeper pass over accounts a request is finishing.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(skip(conn), fields(db.system = "postgresql"))]
 pub async fn lock_pending(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -90,7 +90,7 @@ pub async fn lock_pending(
         .is_some())
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(skip(conn), fields(db.system = "postgresql"))]
 pub async fn activate(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE credentials SET status = 'active', activated_at = now() WHERE user_id = $1",
@@ -101,7 +101,7 @@ pub async fn activate(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()
     Ok(())
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(skip(conn), fields(db.system = "postgresql"))]
 pub async fn delete_pending(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND status = 'pending'")
         .bind(user_id)
@@ -111,7 +111,7 @@ pub async fn delete_pending(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Res
 }
 
 /// Pending accounts older than `before` (abandoned registrations).
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn stale_pending(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
         "SELECT user_id FROM credentials WHERE status = 'pending' AND created_at < $1 LIMIT 100",
@@ -122,7 +122,7 @@ pub async fn stale_pending(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result
 }
 
 /// Starts a session with its first refresh token.
-#[tracing::instrument(skip(pool, refresh_hash))]
+#[tracing::instrument(skip(pool, refresh_hash), fields(db.system = "postgresql"))]
 pub async fn create_session(
     pool: &PgPool,
     user_id: Uuid,
@@ -185,7 +185,7 @@ struct PresentedToken {
 }
 
 /// Uses `old_hash` once and issues `new_hash` in its place, atomically.
-#[tracing::instrument(skip(pool, old_hash, new_hash))]
+#[tracing::instrument(skip(pool, old_hash, new_hash), fields(db.system = "postgresql"))]
 pub async fn rotate_refresh(
     pool: &PgPool,
     old_hash: &[u8],
@@ -254,7 +254,7 @@ async fn revoke(
 }
 
 /// Ends a session (logout). Idempotent.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn revoke_session(pool: &PgPool, session_id: Uuid, reason: &str) -> sqlx::Result<bool> {
     let mut conn = pool.acquire().await?;
     revoke(&mut conn, session_id, reason, Utc::now()).await

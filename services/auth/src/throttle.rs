@@ -14,7 +14,7 @@ pub struct ThrottleLimits {
 
 /// `Err(retry_after)` when either the account or the address is over its
 /// limit at `now`.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn check(
     pool: &PgPool,
     limits: &ThrottleLimits,
@@ -47,7 +47,7 @@ pub async fn check(
 }
 
 /// Records one failed login against both the account and the address.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn record_failure(pool: &PgPool, account: &str, address: &str) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO login_failures (scope, key) VALUES ('account', $1), ('address', $2)")
         .bind(account)
@@ -58,7 +58,7 @@ pub async fn record_failure(pool: &PgPool, account: &str, address: &str) -> sqlx
 }
 
 /// Forgets an account's failures after a successful login.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn clear_account(pool: &PgPool, account: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM login_failures WHERE scope = 'account' AND key = $1")
         .bind(account)
@@ -68,7 +68,7 @@ pub async fn clear_account(pool: &PgPool, account: &str) -> sqlx::Result<()> {
 }
 
 /// Deletes failures older than the window.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn prune(
     pool: &PgPool,
     limits: &ThrottleLimits,

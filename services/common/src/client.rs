@@ -61,8 +61,49 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A channel plus the outbound interceptor; what generated clients wrap.
-pub type PeerChannel = InterceptedService<Channel, Outbound>;
+/// A channel with a client span per call; what generated clients wrap.
+pub type PeerChannel = InterceptedService<TracedChannel, Outbound>;
+
+/// A channel that opens a client span per call and injects its W3C trace
+/// context (`traceparent`) into the request.
+#[derive(Clone)]
+pub struct TracedChannel {
+    inner: Channel,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for TracedChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<tonic::body::Body>) -> Self::Future {
+        use tracing::Instrument;
+        let path = req.uri().path().to_owned();
+        let span = crate::telemetry::client_span(req.headers_mut(), &path);
+        let clone = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, clone);
+        Box::pin(
+            async move {
+                let resp = tower::Service::call(&mut ready, req).await?;
+                crate::telemetry::record_status(
+                    &tracing::Span::current(),
+                    crate::server::grpc_status(&resp),
+                );
+                Ok(resp)
+            }
+            .instrument(span),
+        )
+    }
+}
 
 /// A lazily connecting channel to `url`: `http://127.0.0.1:7001`, or
 /// `unix:/path/egress.sock` for the workload's egress sidecar.
@@ -91,5 +132,8 @@ pub fn channel(url: &str, outbound: Outbound) -> Result<PeerChannel, String> {
             }))
         }
     };
-    Ok(InterceptedService::new(channel, outbound))
+    Ok(InterceptedService::new(
+        TracedChannel { inner: channel },
+        outbound,
+    ))
 }

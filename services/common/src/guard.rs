@@ -102,6 +102,7 @@ impl Guard {
                 tracing::info!(path, error = %e, "access token refused");
                 Status::unauthenticated(e.to_string())
             })?;
+            tracing::Span::current().record("enduser.id", tracing::field::display(token.user_id));
             req.extensions_mut().insert(AuthenticatedUser {
                 user_id: token.user_id,
                 session_id: token.session_id,
@@ -109,6 +110,7 @@ impl Guard {
                 expires_at: token.expires_at,
             });
         }
+        tracing::Span::current().record("peer.spiffe_id", spiffe_id.as_str());
         req.extensions_mut().insert(Peer {
             spiffe_id,
             workload: workload.to_owned(),

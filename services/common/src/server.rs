@@ -108,6 +108,7 @@ pub async fn serve(
     let router = Server::builder()
         .accept_http1(true)
         .timeout(REQUEST_TIMEOUT)
+        .layer(TraceLayer)
         .layer(guard)
         .add_routes(routes);
     match listener {
@@ -122,6 +123,73 @@ pub async fn serve(
                 .await
         }
     }
+}
+
+/// Wraps every request in its server span (see
+/// [`crate::telemetry::server_span`]) and records the gRPC status.
+#[derive(Clone, Copy)]
+pub struct TraceLayer;
+
+impl<S> tower::Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceService { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct TraceService<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for TraceService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        use tracing::Instrument;
+        let path = req.uri().path().to_owned();
+        if path.starts_with("/grpc.health.v1.") {
+            // Probes every second: not worth a trace each.
+            return Box::pin(self.inner.call(req));
+        }
+        let span = crate::telemetry::server_span(req.headers(), &path);
+        let fut = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        Box::pin(
+            async move {
+                let resp = fut.await?;
+                crate::telemetry::record_status(&tracing::Span::current(), grpc_status(&resp));
+                Ok(resp)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The status of a unary tonic response: in the headers when the call
+/// failed before any message (trailers-only), else OK (sent in trailers).
+pub fn grpc_status<B>(resp: &http::Response<B>) -> i32 {
+    resp.headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Fully qualified names of the external services, from the policy.

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::topology::{Mesh, REFLECTION_MODULE, REFLECTION_PREFIXES, Route};
 
 const SDS_CLUSTER: &str = "spire_agent";
+const OTLP_CLUSTER: &str = "otel_collector";
 const LOCAL_SERVICE: &str = "local_service";
 
 fn sidecar_cluster(module: &str) -> String {
@@ -103,6 +104,28 @@ fn peer_cluster(mesh: &Mesh, own_id: &str, module: &str) -> Value {
     c
 }
 
+/// Envoy's OpenTelemetry tracer: spans of `service_name` to the collector,
+/// W3C trace context propagated; every request is sampled (the services'
+/// ratio applies to traces they start themselves).
+fn tracing(service_name: &str) -> Value {
+    json!({
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": { "envoy_grpc": { "cluster_name": OTLP_CLUSTER }, "timeout": "1s" },
+                "service_name": service_name
+            }
+        },
+        "random_sampling": { "value": 100 },
+        "spawn_upstream_span": true
+    })
+}
+
+fn otlp_cluster(mesh: &Mesh) -> Value {
+    static_cluster(OTLP_CLUSTER, tcp(mesh.topology.tracing.otlp_port))
+}
+
 fn router() -> Value {
     json!({
         "name": "envoy.filters.http.router",
@@ -153,7 +176,10 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
     let inbound = mesh.inbound_rules(workload);
     let outbound = mesh.outbound_routes(workload);
 
-    let mut clusters = vec![static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket()))];
+    let mut clusters = vec![
+        static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket())),
+        otlp_cluster(mesh),
+    ];
     if !inbound.is_empty() {
         clusters.push(static_cluster(
             LOCAL_SERVICE,
@@ -208,6 +234,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
                 vec![json!({ "match": { "prefix": "/" }, "route": { "cluster": LOCAL_SERVICE, "timeout": "30s" } })],
                 vec![rbac, router()],
                 json!({
+                    "tracing": tracing(&format!("sidecar-{workload}")),
                     "forward_client_cert_details": "SANITIZE_SET",
                     "set_current_client_cert_details": { "uri": true, "cert": true, "chain": true },
                     // Also from this side: no connection outlives the
@@ -234,7 +261,10 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
         "address": { "pipe": { "path": mesh.egress_socket(workload), "mode": 0o600 } },
         "filter_chains": [{
             // SANITIZE (the default) drops any XFCC the service might send.
-            "filters": [hcm("egress", egress_routes, vec![router()], json!({ "forward_client_cert_details": "SANITIZE" }))]
+            "filters": [hcm("egress", egress_routes, vec![router()], json!({
+                "forward_client_cert_details": "SANITIZE",
+                "tracing": tracing(&format!("sidecar-{workload}"))
+            }))]
         }]
     });
 
@@ -263,7 +293,10 @@ pub fn edge(mesh: &Mesh) -> Value {
     modules.sort();
     modules.dedup();
 
-    let mut clusters = vec![static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket()))];
+    let mut clusters = vec![
+        static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket())),
+        otlp_cluster(mesh),
+    ];
     clusters.extend(modules.iter().map(|m| peer_cluster(mesh, &edge_id, m)));
 
     let mut routes: Vec<Value> = externals
@@ -342,7 +375,11 @@ pub fn edge(mesh: &Mesh) -> Value {
                         vec![jwt, router()],
                         // Clients cannot smuggle an XFCC in; the client
                         // address is reported to services for throttling.
-                        json!({ "forward_client_cert_details": "SANITIZE", "use_remote_address": true }),
+                        json!({
+                            "forward_client_cert_details": "SANITIZE",
+                            "use_remote_address": true,
+                            "tracing": tracing("edge")
+                        }),
                     )]
                 }]
             }]

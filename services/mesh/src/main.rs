@@ -134,6 +134,8 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
         }
         chown(&wd, &Mesh::unix_user(w))?;
     }
+    let jaeger = include_str!("../../../observability/jaeger-local.yaml");
+    write_private(&run_dir.join("config").join("jaeger.yaml"), jaeger, 0o644)?;
     write_private(
         &run_dir.join("process-compose.yaml"),
         &pretty(&orchestrator::project(&mesh))?,

@@ -137,6 +137,21 @@ pub fn project(mesh: &Mesh) -> Value {
         ),
     );
     processes.insert(
+        "jaeger".into(),
+        process(
+            mesh,
+            "jaeger",
+            format!(
+                "{} --config {}",
+                mesh.bin("jaeger").display(),
+                mesh.run_dir.join("config").join("jaeger.yaml").display()
+            ),
+            json!({}),
+            Some(http_probe(mesh.topology.tracing.health_port, "/status")),
+            "on_failure",
+        ),
+    );
+    processes.insert(
         "fcm-local".into(),
         process(
             mesh,

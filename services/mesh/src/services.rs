@@ -13,6 +13,10 @@ pub fn database_url(mesh: &Mesh, workload: &str, password: &str) -> String {
     )
 }
 
+fn otlp(mesh: &Mesh) -> String {
+    format!("http://127.0.0.1:{}", mesh.topology.tracing.otlp_port)
+}
+
 /// The TOML settings of `workload`.
 pub fn config(mesh: &Mesh, workload: &str, secrets: &Secrets) -> String {
     let egress = mesh.egress_socket(workload);
@@ -33,7 +37,11 @@ workload_api_socket = "unix://{agent}"
 [log]
 format = "text"
 filter = "info"
+otlp_endpoint = "{otlp}"
+sampling_ratio = {ratio}
 "#,
+        otlp = otlp(mesh),
+        ratio = mesh.topology.tracing.sampling_ratio,
         listen = mesh.service_socket(workload).display(),
         db = database_url(mesh, workload, &secrets.db_password(workload)),
         agent = mesh.agent_socket().display(),
@@ -86,6 +94,8 @@ workload_api_socket = "unix://{agent}"
 [log]
 format = "text"
 filter = "info"
+otlp_endpoint = "{otlp}"
+sampling_ratio = {ratio}
 
 [peers]
 notifications_url = "unix:{egress}"
@@ -99,6 +109,8 @@ service_account_file = "{account}"
 base_url = "{fcm}"
 token_uri = "{fcm}/token"
 "#,
+        otlp = otlp(mesh),
+        ratio = mesh.topology.tracing.sampling_ratio,
         listen = mesh.service_socket("sender").display(),
         agent = mesh.agent_socket().display(),
         egress = mesh.egress_socket("sender").display(),

@@ -17,7 +17,17 @@ pub struct Topology {
     pub process_compose: ProcessCompose,
     pub postgres: Postgres,
     pub fcm_local: FcmLocal,
+    pub tracing: Tracing,
     pub workloads: BTreeMap<String, Workload>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracing {
+    pub otlp_port: u16,
+    pub query_port: u16,
+    pub health_port: u16,
+    pub sampling_ratio: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

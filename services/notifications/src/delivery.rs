@@ -31,7 +31,7 @@ pub struct Todo {
 
 /// Claims up to `limit` unprocessed notifications whose lease is free or
 /// expired, for `worker` until `now + lease`.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn claim(
     pool: &PgPool,
     worker: &str,
@@ -88,7 +88,7 @@ pub struct Outcome {
 
 /// Records outcomes, all or none; `Err(unknown notification ids)` if any
 /// is unknown. Returns how many devices were removed as unregistered.
-#[tracing::instrument(skip(pool, outcomes), fields(outcomes = outcomes.len()))]
+#[tracing::instrument(skip(pool, outcomes), fields(db.system = "postgresql", outcomes = outcomes.len()))]
 pub async fn report(pool: &PgPool, outcomes: &[Outcome]) -> sqlx::Result<Result<u64, Vec<Uuid>>> {
     let mut tx = pool.begin().await?;
     let mut ids: Vec<Uuid> = outcomes.iter().map(|o| o.notification_id).collect();
@@ -133,7 +133,7 @@ pub async fn report(pool: &PgPool, outcomes: &[Outcome]) -> sqlx::Result<Result<
 }
 
 /// Frees `worker`'s leases on `ids`.
-#[tracing::instrument(skip(pool, ids))]
+#[tracing::instrument(skip(pool, ids), fields(db.system = "postgresql"))]
 pub async fn release(pool: &PgPool, worker: &str, ids: &[Uuid]) -> sqlx::Result<u64> {
     Ok(sqlx::query(
         "UPDATE notifications SET lease_owner = NULL, lease_until = NULL
@@ -169,7 +169,7 @@ pub struct Record {
 
 /// `(processed_at, outcome, records)`; `None` for an unknown id.
 #[allow(clippy::type_complexity)]
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn report_of(
     pool: &PgPool,
     id: Uuid,

@@ -23,7 +23,7 @@ pub struct Device {
 
 /// Creates a notification with its recipients, or returns the one created
 /// earlier with the same `(created_by, request_id)`. `(id, created)`.
-#[tracing::instrument(skip(pool, text, recipients), fields(recipients = recipients.len()))]
+#[tracing::instrument(skip(pool, text, recipients), fields(db.system = "postgresql", recipients = recipients.len()))]
 pub async fn create(
     pool: &PgPool,
     text: &str,
@@ -64,7 +64,7 @@ pub async fn create(
 
 /// Marks all of `ids` processed, or none: `Err(unknown ids)` if any is
 /// unknown. Returns how many changed.
-#[tracing::instrument(skip(pool, ids), fields(ids = ids.len()))]
+#[tracing::instrument(skip(pool, ids), fields(db.system = "postgresql", ids = ids.len()))]
 pub async fn mark_processed(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Result<u64, Vec<Uuid>>> {
     let mut tx = pool.begin().await?;
     let known: Vec<Uuid> =
@@ -96,7 +96,7 @@ pub async fn mark_processed(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Result<
 }
 
 /// A page of the user's notifications, newest first.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn list_for(
     pool: &PgPool,
     user_id: Uuid,
@@ -123,7 +123,7 @@ pub async fn list_for(
 
 /// Marks received (keeping the first time). `None` if the user is not a
 /// recipient of that notification.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn mark_received(
     pool: &PgPool,
     id: Uuid,
@@ -140,7 +140,7 @@ pub async fn mark_received(
 }
 
 /// Registers a token for the user; a token of another user moves over.
-#[tracing::instrument(skip(pool, token))]
+#[tracing::instrument(skip(pool, token), fields(db.system = "postgresql"))]
 pub async fn upsert_device(
     pool: &PgPool,
     user_id: Uuid,
@@ -162,7 +162,7 @@ pub async fn upsert_device(
 }
 
 /// Deletes the user's own device; false if it is not theirs.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn delete_device(pool: &PgPool, user_id: Uuid, device_id: Uuid) -> sqlx::Result<bool> {
     Ok(
         sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")

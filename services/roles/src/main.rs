@@ -11,7 +11,7 @@ use interlock_roles::{Application, Settings};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings: Settings = settings::load("roles")?;
-    telemetry::init(&settings.log);
+    let _telemetry = telemetry::init(&settings.log, "roles")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [] => {

@@ -14,7 +14,7 @@ pub struct Assignment {
     pub granted_at: DateTime<Utc>,
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn subject_exists(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> {
     Ok(sqlx::query("SELECT 1 FROM subjects WHERE user_id = $1")
         .bind(user_id)
@@ -24,7 +24,7 @@ pub async fn subject_exists(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> 
 }
 
 /// The user's roles, sorted; `None` for an unknown user.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn roles_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Vec<String>>> {
     if !subject_exists(pool, user_id).await? {
         return Ok(None);
@@ -38,7 +38,7 @@ pub async fn roles_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Vec<S
 }
 
 /// Records the user and grants `roles`, idempotently, in one transaction.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn add_subject(pool: &PgPool, user_id: Uuid, roles: &[String]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO subjects (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -58,7 +58,7 @@ pub async fn add_subject(pool: &PgPool, user_id: Uuid, roles: &[String]) -> sqlx
 }
 
 /// Forgets a user and their roles. True if they existed.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn remove_subject(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> {
     Ok(sqlx::query("DELETE FROM subjects WHERE user_id = $1")
         .bind(user_id)
@@ -69,7 +69,7 @@ pub async fn remove_subject(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> 
 }
 
 /// Grants a role; false when it was already held.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn grant(
     pool: &PgPool,
     user_id: Uuid,
@@ -100,7 +100,7 @@ pub enum Revoked {
 
 /// Revokes a role; never removes the last admin (checked under a lock on
 /// all admin rows, so two concurrent revokes cannot both pass).
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn revoke(pool: &PgPool, user_id: Uuid, role: &str) -> sqlx::Result<Revoked> {
     let mut tx = pool.begin().await?;
     if role == crate::ADMIN {
@@ -128,7 +128,7 @@ pub async fn revoke(pool: &PgPool, user_id: Uuid, role: &str) -> sqlx::Result<Re
 }
 
 /// Assignments filtered by user and/or role, oldest first, after `after`.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
 pub async fn list(
     pool: &PgPool,
     user_id: Option<Uuid>,

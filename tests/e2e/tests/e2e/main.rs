@@ -8,6 +8,7 @@ mod journey;
 mod push;
 mod refusals;
 mod rotation;
+mod tracing;
 
 use tonic::{Code, Status};
 

@@ -1,0 +1,291 @@
+//! Traces: one external call is one trace in Jaeger, from the edge through
+//! every sidecar and service to the database; refusals are in their trace.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use interlock_e2e::{Bearer, ProbeEnvoy, edge_channel, mesh, unique_login};
+use interlock_proto::roles::v1::ListRequest;
+use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
+use interlock_proto::users::v1::GetMeRequest;
+use interlock_proto::users::v1::users_service_client::UsersServiceClient;
+use serde_json::Value;
+use tonic::metadata::MetadataValue;
+
+use crate::journey::register_and_login;
+
+/// A span as Jaeger's query API returns it.
+#[derive(Debug, Clone)]
+struct Span {
+    id: String,
+    parent: Option<String>,
+    service: String,
+    operation: String,
+    tags: HashMap<String, String>,
+}
+
+fn new_trace_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn traceparent(trace_id: &str) -> String {
+    format!("00-{trace_id}-{:016x}-01", rand::random::<u64>() | 1)
+}
+
+/// Fetches the trace until `done` holds (spans arrive in batches).
+async fn trace(trace_id: &str, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+    let mesh = mesh();
+    let url = format!(
+        "http://127.0.0.1:{}/api/traces/{trace_id}",
+        mesh.topology.tracing.query_port
+    );
+    interlock_common::client::install_crypto_provider();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut spans = Vec::new();
+        if let Ok(resp) = reqwest::get(&url).await
+            && let Ok(body) = resp.json::<Value>().await
+        {
+            for t in body["data"].as_array().into_iter().flatten() {
+                for s in t["spans"].as_array().into_iter().flatten() {
+                    let service =
+                        t["processes"][s["processID"].as_str().unwrap_or_default()]["serviceName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
+                    let parent = s["references"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|r| r["refType"] == "CHILD_OF")
+                        .and_then(|r| r["spanID"].as_str())
+                        .map(str::to_owned);
+                    let tags = s["tags"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|t| {
+                            (
+                                t["key"].as_str().unwrap_or_default().to_owned(),
+                                match &t["value"] {
+                                    Value::String(v) => v.clone(),
+                                    v => v.to_string(),
+                                },
+                            )
+                        })
+                        .collect();
+                    spans.push(Span {
+                        id: s["spanID"].as_str().unwrap_or_default().to_owned(),
+                        parent,
+                        service,
+                        operation: s["operationName"].as_str().unwrap_or_default().to_owned(),
+                        tags,
+                    });
+                }
+            }
+        }
+        if done(&spans) {
+            return spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace {trace_id} incomplete: {spans:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn find<'a>(spans: &'a [Span], service: &str, pred: impl Fn(&Span) -> bool) -> Option<&'a Span> {
+    spans.iter().find(|s| s.service == service && pred(s))
+}
+
+/// Walks up from `span` and says whether `ancestor` is on the way.
+fn descends_from(spans: &[Span], span: &Span, ancestor: &Span) -> bool {
+    let by_id: HashMap<&str, &Span> = spans.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut current = span.parent.as_deref();
+    while let Some(id) = current {
+        if id == ancestor.id {
+            return true;
+        }
+        current = by_id.get(id).and_then(|s| s.parent.as_deref());
+    }
+    false
+}
+
+/// GetMe through the edge: edge -> users sidecar -> users -> (database,
+/// roles sidecar -> roles -> database), all in one trace, correctly parented.
+#[tokio::test]
+async fn get_me_is_one_trace_from_the_edge_to_the_database() {
+    let mesh = mesh();
+    let pair = register_and_login(&unique_login("traced")).await;
+    let trace_id = new_trace_id();
+    let mut client = UsersServiceClient::new(tonic::service::interceptor::InterceptedService::new(
+        edge_channel(&mesh).await,
+        Bearer(Some(pair.access_token.clone())),
+    ));
+    let mut req = tonic::Request::new(GetMeRequest {});
+    req.metadata_mut().insert(
+        "traceparent",
+        MetadataValue::try_from(traceparent(&trace_id)).expect("ascii"),
+    );
+    client.get_me(req).await.expect("GetMe");
+
+    let complete = |s: &[Span]| {
+        ["edge", "sidecar-users", "users", "sidecar-roles", "roles"]
+            .iter()
+            .all(|svc| s.iter().any(|x| x.service == *svc))
+            && s.iter().any(|x| {
+                x.service == "roles" && x.tags.get("db.system").is_some_and(|v| v == "postgresql")
+            })
+            && s.iter().filter(|x| x.service == "sidecar-users").count() >= 3
+    };
+    let spans = trace(&trace_id, complete).await;
+
+    let edge = find(&spans, "edge", |s| s.operation == "ingress").expect("edge span");
+    let get_me = find(&spans, "users", |s| {
+        s.operation.ends_with("UsersService/GetMe")
+    })
+    .expect("users server span");
+    let users_db =
+        find(&spans, "users", |s| s.tags.contains_key("db.system")).expect("users database span");
+    let client_span = find(&spans, "users", |s| {
+        s.operation.ends_with("RolesInternal/GetRoles")
+    })
+    .expect("users client span");
+    let get_roles = find(&spans, "roles", |s| {
+        s.operation.ends_with("RolesInternal/GetRoles")
+    })
+    .expect("roles server span");
+    let roles_db =
+        find(&spans, "roles", |s| s.tags.contains_key("db.system")).expect("roles database span");
+    let roles_sidecar =
+        find(&spans, "sidecar-roles", |s| s.operation == "ingress").expect("roles sidecar span");
+
+    assert!(
+        descends_from(&spans, get_me, edge),
+        "users span under the edge"
+    );
+    let users_sidecar_parent = spans
+        .iter()
+        .find(|s| Some(&s.id) == get_me.parent.as_ref())
+        .expect("parent");
+    assert_eq!(
+        users_sidecar_parent.service, "sidecar-users",
+        "users span's parent is its sidecar"
+    );
+    assert_eq!(users_db.parent.as_ref(), Some(&get_me.id));
+    assert_eq!(client_span.parent.as_ref(), Some(&get_me.id));
+    assert!(
+        descends_from(&spans, roles_sidecar, client_span),
+        "roles sidecar under users' client span"
+    );
+    assert!(descends_from(&spans, get_roles, roles_sidecar));
+    assert!(descends_from(&spans, roles_db, get_roles));
+
+    // Attributes: the peer and the user, the status; never a token.
+    assert_eq!(
+        get_me.tags.get("peer.spiffe_id").map(String::as_str),
+        Some("spiffe://interlock.local/edge")
+    );
+    assert_eq!(get_me.tags.get("enduser.id"), Some(&pair.user_id));
+    assert_eq!(
+        get_roles.tags.get("peer.spiffe_id").map(String::as_str),
+        Some("spiffe://interlock.local/svc/users")
+    );
+    assert_eq!(
+        get_me.tags.get("rpc.grpc.status_code").map(String::as_str),
+        Some("0")
+    );
+    for s in &spans {
+        for v in s.tags.values() {
+            assert!(
+                !v.contains(&pair.access_token),
+                "a token is in span {}",
+                s.operation
+            );
+        }
+    }
+    println!("trace {trace_id}: {} spans from {:?}", spans.len(), {
+        let mut svcs: Vec<&str> = spans.iter().map(|s| s.service.as_str()).collect();
+        svcs.sort();
+        svcs.dedup();
+        svcs
+    });
+}
+
+/// A bad JWT is refused at the edge, and the edge's span says so.
+#[tokio::test]
+async fn a_jwt_refusal_is_in_its_trace() {
+    let mesh = mesh();
+    let trace_id = new_trace_id();
+    let mut client = UsersServiceClient::new(tonic::service::interceptor::InterceptedService::new(
+        edge_channel(&mesh).await,
+        Bearer(Some("not.a.jwt".into())),
+    ));
+    let mut req = tonic::Request::new(GetMeRequest {});
+    req.metadata_mut().insert(
+        "traceparent",
+        MetadataValue::try_from(traceparent(&trace_id)).expect("ascii"),
+    );
+    assert_eq!(
+        client.get_me(req).await.expect_err("refused").code(),
+        tonic::Code::Unauthenticated
+    );
+    let spans = trace(&trace_id, |s| s.iter().any(|x| x.service == "edge")).await;
+    let edge = find(&spans, "edge", |_| true).expect("edge span");
+    assert_eq!(
+        edge.tags.get("grpc.status_code").map(String::as_str),
+        Some("16"),
+        "{edge:?}"
+    );
+    assert!(
+        !spans.iter().any(|s| s.service == "users"),
+        "the refused call never reached users"
+    );
+}
+
+/// A peer the policy does not allow is refused by the receiving sidecar,
+/// and that sidecar's span records PERMISSION_DENIED.
+#[tokio::test]
+async fn a_disallowed_peer_refusal_is_in_its_trace() {
+    let mesh = mesh();
+    let probe = ProbeEnvoy::start(
+        &mesh,
+        "notifications",
+        &mesh.spiffe_id("notifications"),
+        "roles",
+    );
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", probe.listen_port))
+            .expect("endpoint")
+            .connect_lazy();
+    let trace_id = new_trace_id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut req = tonic::Request::new(ListRequest::default());
+        req.metadata_mut().insert(
+            "traceparent",
+            MetadataValue::try_from(traceparent(&trace_id)).expect("ascii"),
+        );
+        match RolesAdminClient::new(channel.clone()).list(req).await {
+            Err(s) if s.code() == tonic::Code::PermissionDenied => break,
+            r => {
+                assert!(
+                    Instant::now() < deadline,
+                    "probe never reached roles: {r:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    let spans = trace(&trace_id, |s| {
+        s.iter().any(|x| {
+            x.service == "sidecar-roles" && x.tags.get("grpc.status_code").is_some_and(|c| c == "7")
+        })
+    })
+    .await;
+    assert!(
+        !spans.iter().any(|s| s.service == "roles"),
+        "the refused call never reached roles"
+    );
+}
