@@ -51,7 +51,23 @@ tool_module() {
   for name in "$@"; do ln -sf "$dir/$name" "$TOOLS_DIR/bin/$name"; done
 }
 
+# compose-check is Interlock's own program (tools/compose-check), built
+# against compose-go and BuildKit from the module proxy.
+own_tool() {
+  local name=$1
+  local src="$INTERLOCK_ROOT/tools/$name"
+  local key
+  key="$(cat "$src"/go.mod "$src"/go.sum "$src"/*.go | sha256sum | cut -c1-16)"
+  local dir="$TOOLS_DIR/$name-$key"
+  if [ ! -x "$dir/$name" ]; then
+    log "building $name from tools/$name"
+    (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -o "$dir/$name" .)
+  fi
+  ln -sf "$dir/$name" "$TOOLS_DIR/bin/$name"
+}
+
 install_envoy
+own_tool compose-check
 go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
 tool_module spire spire-server spire-agent
 tool_module process-compose process-compose

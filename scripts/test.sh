@@ -2,7 +2,10 @@
 # The whole test suite, as CI runs it:
 #   1. unit and integration tests (a private PostgreSQL, installed the first
 #      time; every service in-process with fresh databases);
-#   2. the local mesh brought up (scripts/mesh.sh up: SPIRE, Envoy, the
+#   2. compose.yaml and the Dockerfile validated statically (compose-go, the
+#      library `docker compose` uses; BuildKit's Dockerfile linter), and
+#      checked to be what the topology generates;
+#   3. the local mesh brought up (scripts/mesh.sh up: SPIRE, Envoy, the
 #      services as their own Unix users) and the end-to-end tests in
 #      tests/e2e run against it through the edge; the mesh is stopped after.
 # Extra arguments go to both cargo test runs (e.g. a test name filter).
@@ -16,6 +19,11 @@ export INTERLOCK_TEST_PG_URL
 
 log "unit and integration tests (cargo target: $CARGO_TARGET_DIR)"
 cargo test --workspace --locked --exclude interlock-e2e "$@"
+
+log "the container deployment, statically (no Docker engine here)"
+bash scripts/install-tools.sh
+cargo run -q --locked -p interlock-mesh -- compose --check
+compose-check compose.yaml Dockerfile
 
 log "end-to-end tests against the local mesh"
 export INTERLOCK_RUN_DIR="${INTERLOCK_RUN_DIR:-/var/lib/interlock/mesh}"

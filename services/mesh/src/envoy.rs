@@ -7,7 +7,10 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::topology::{Mesh, REFLECTION_MODULE, REFLECTION_PREFIXES, Route};
+use crate::topology::{
+    COMPOSE_EGRESS_PORT, COMPOSE_SERVICE_PORT, Mesh, REFLECTION_MODULE, REFLECTION_PREFIXES, Route,
+    Target,
+};
 
 const SDS_CLUSTER: &str = "spire_agent";
 const OTLP_CLUSTER: &str = "otel_collector";
@@ -31,7 +34,28 @@ fn pipe(path: &Path) -> Value {
 }
 
 fn tcp(port: u16) -> Value {
-    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
+    host_port("127.0.0.1", port)
+}
+
+fn host_port(host: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": host, "port_value": port } })
+}
+
+/// Where the local service is, from its sidecar.
+fn service_address(mesh: &Mesh, workload: &str) -> Value {
+    match mesh.target {
+        Target::Local => pipe(&mesh.service_socket(workload)),
+        Target::Compose => tcp(COMPOSE_SERVICE_PORT),
+    }
+}
+
+/// Where the service's own outbound calls enter its sidecar. Only the
+/// service can use it: a private socket, or loopback of its namespace.
+fn egress_address(mesh: &Mesh, workload: &str) -> Value {
+    match mesh.target {
+        Target::Local => json!({ "pipe": { "path": mesh.egress_socket(workload), "mode": 0o600 } }),
+        Target::Compose => tcp(COMPOSE_EGRESS_PORT),
+    }
 }
 
 /// Longest an HTTP/2 connection between sidecars may live. The peer
@@ -44,9 +68,18 @@ pub fn max_connection_secs(mesh: &Mesh) -> u32 {
 }
 
 fn static_cluster(name: &str, address: Value) -> Value {
+    // Container names are resolved by DNS; IPs and pipes are static.
+    let host = address["socket_address"]["address"]
+        .as_str()
+        .unwrap_or("127.0.0.1");
+    let kind = if host.parse::<std::net::IpAddr>().is_ok() || address.get("pipe").is_some() {
+        "STATIC"
+    } else {
+        "STRICT_DNS"
+    };
     json!({
         "name": name,
-        "type": "STATIC",
+        "type": kind,
         "connect_timeout": "2s",
         "typed_extension_protocol_options": http2_options(),
         "load_assignment": {
@@ -90,7 +123,10 @@ fn common_tls(mesh: &Mesh, own_id: &str, peers: &[String]) -> Value {
 /// A cluster to `module`'s sidecar over mTLS, presenting `own_id`.
 fn peer_cluster(mesh: &Mesh, own_id: &str, module: &str) -> Value {
     let port = mesh.topology.workloads[module].sidecar_port;
-    let mut c = static_cluster(&sidecar_cluster(module), tcp(port));
+    let mut c = static_cluster(
+        &sidecar_cluster(module),
+        host_port(&mesh.sidecar_host(module), port),
+    );
     c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
         ["common_http_protocol_options"] =
         json!({ "max_connection_duration": format!("{}s", max_connection_secs(mesh)) });
@@ -123,7 +159,10 @@ fn tracing(service_name: &str) -> Value {
 }
 
 fn otlp_cluster(mesh: &Mesh) -> Value {
-    static_cluster(OTLP_CLUSTER, tcp(mesh.topology.tracing.otlp_port))
+    static_cluster(
+        OTLP_CLUSTER,
+        host_port(&mesh.otlp_host(), mesh.topology.tracing.otlp_port),
+    )
 }
 
 fn router() -> Value {
@@ -183,7 +222,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
     if !inbound.is_empty() {
         clusters.push(static_cluster(
             LOCAL_SERVICE,
-            pipe(&mesh.service_socket(workload)),
+            service_address(mesh, workload),
         ));
     }
     clusters.extend(outbound.keys().map(|m| peer_cluster(mesh, &own_id, m)));
@@ -219,7 +258,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
     });
     let inbound_listener = json!({
         "name": "inbound",
-        "address": tcp(w.sidecar_port),
+        "address": host_port(mesh.bind_host(), w.sidecar_port),
         "filter_chains": [{
             "transport_socket": {
                 "name": "envoy.transport_sockets.tls",
@@ -258,7 +297,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
     egress_routes.push(grpc_refusal(7, "the call policy does not allow this call"));
     let egress_listener = json!({
         "name": "egress",
-        "address": { "pipe": { "path": mesh.egress_socket(workload), "mode": 0o600 } },
+        "address": egress_address(mesh, workload),
         "filter_chains": [{
             // SANITIZE (the default) drops any XFCC the service might send.
             "filters": [hcm("egress", egress_routes, vec![router()], json!({
@@ -354,7 +393,7 @@ pub fn edge(mesh: &Mesh) -> Value {
             "clusters": clusters,
             "listeners": [{
                 "name": "edge",
-                "address": tcp(mesh.topology.edge.port),
+                "address": host_port(mesh.bind_host(), mesh.topology.edge.port),
                 "filter_chains": [{
                     "transport_socket": {
                         "name": "envoy.transport_sockets.tls",

@@ -9,7 +9,9 @@
 //! - [`orchestrator`]: the process-compose project that starts it all in
 //!   dependency order with readiness checks.
 //! - [`setup`]: secrets, the edge's TLS certificate, database roles.
+//! - [`compose`]: the same mesh as `compose.yaml` and the files it mounts.
 
+pub mod compose;
 pub mod envoy;
 pub mod orchestrator;
 pub mod services;

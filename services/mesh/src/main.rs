@@ -21,8 +21,10 @@ async fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("generate") => generate(&args[1..]).await,
         Some("health") if args.len() == 2 => health(&args[1]).await,
+        Some("compose") => compose(args.get(1).map(String::as_str)),
+        Some("certs") if args.len() == 3 && args[1] == "--out" => certs(Path::new(&args[2])),
         _ => Err(anyhow::anyhow!(
-            "usage: interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL\n       interlock-mesh health SOCKET"
+            "usage: interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL\n       interlock-mesh health SOCKET|HOST:PORT\n       interlock-mesh compose [--write|--check]"
         )),
     };
     match result {
@@ -149,14 +151,57 @@ fn pretty(v: &serde_json::Value) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(v)?)
 }
 
-async fn health(socket: &str) -> anyhow::Result<()> {
+/// The edge's TLS files and the sender's service account, into `out`
+/// (compose's secrets are made from these; see deploy/compose/init-secrets.sh).
+fn certs(out: &Path) -> anyhow::Result<()> {
+    let mesh = repository_mesh(out, out)?;
+    fs::create_dir_all(mesh.edge_dir())?;
+    setup::edge_tls(&mesh)?;
+    setup::fcm_service_account(&mesh)?;
+    Ok(())
+}
+
+/// Writes (or checks) compose.yaml and deploy/compose/ from the topology.
+fn compose(mode: Option<&str>) -> anyhow::Result<()> {
+    let root = std::env::current_dir()?;
+    let mesh = repository_mesh(Path::new("/unused"), Path::new("/unused"))?;
+    let files = interlock_mesh::compose::files(&mesh);
+    let mut stale = Vec::new();
+    for (path, contents) in &files {
+        let full = root.join(path);
+        if fs::read_to_string(&full).ok().as_deref() != Some(contents.as_str()) {
+            stale.push(path.clone());
+            if mode == Some("--write") {
+                if let Some(dir) = full.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                fs::write(&full, contents)?;
+            }
+        }
+    }
+    match mode {
+        Some("--write") => println!("{} file(s) written", stale.len()),
+        _ if stale.is_empty() => println!("compose files are up to date"),
+        _ => anyhow::bail!(
+            "out of date (run `interlock-mesh compose --write`): {}",
+            stale.join(", ")
+        ),
+    }
+    Ok(())
+}
+
+/// Health of a service at a Unix socket path or `host:port`.
+async fn health(target: &str) -> anyhow::Result<()> {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
-    let channel = interlock_common::client::channel(
-        &format!("unix:{socket}"),
-        interlock_common::client::Outbound::default(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let url = if target.starts_with('/') {
+        format!("unix:{target}")
+    } else {
+        format!("http://{target}")
+    };
+    let channel =
+        interlock_common::client::channel(&url, interlock_common::client::Outbound::default())
+            .map_err(anyhow::Error::msg)?;
     let resp = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),

@@ -77,9 +77,29 @@ impl Topology {
     }
 }
 
+/// Where the mesh runs: the same topology, different addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Local processes: services on Unix sockets in private directories,
+    /// everything else on 127.0.0.1.
+    Local,
+    /// compose.yaml: each sidecar shares its service's network namespace;
+    /// services on 127.0.0.1 inside it; peers by container name.
+    Compose,
+}
+
+/// In compose, the port every service listens on (inside its own network
+/// namespace, on loopback).
+pub const COMPOSE_SERVICE_PORT: u16 = 8000;
+/// In compose, the sidecar's egress listener (loopback, same namespace).
+pub const COMPOSE_EGRESS_PORT: u16 = 15001;
+/// In compose, where the SPIRE agent's socket is mounted.
+pub const COMPOSE_AGENT_SOCKET: &str = "/run/spire/sockets/agent.sock";
+
 /// A topology, the policy, and the directories of one run.
 #[derive(Debug, Clone)]
 pub struct Mesh {
+    pub target: Target,
     pub topology: Topology,
     pub policy: Policy,
     /// Everything a run writes (configs, sockets, SPIRE data, logs).
@@ -116,6 +136,7 @@ impl Mesh {
             problems.join("\n  - ")
         );
         Ok(Self {
+            target: Target::Local,
             topology,
             policy,
             run_dir,
@@ -167,10 +188,48 @@ impl Mesh {
 
     /// The SPIRE agent's Workload API (and SDS) socket.
     pub fn agent_socket(&self) -> PathBuf {
-        self.spire_dir()
-            .join("agent")
-            .join("public")
-            .join("api.sock")
+        match self.target {
+            Target::Local => self
+                .spire_dir()
+                .join("agent")
+                .join("public")
+                .join("api.sock"),
+            Target::Compose => PathBuf::from(COMPOSE_AGENT_SOCKET),
+        }
+    }
+
+    /// The mesh for compose: same topology and policy, container paths.
+    pub fn for_compose(&self) -> Mesh {
+        Mesh {
+            target: Target::Compose,
+            run_dir: PathBuf::from("/etc/interlock"),
+            bin_dir: PathBuf::from("/usr/local/bin"),
+            ..self.clone()
+        }
+    }
+
+    /// Host of a workload's sidecar as its peers reach it.
+    pub fn sidecar_host(&self, workload: &str) -> String {
+        match self.target {
+            Target::Local => "127.0.0.1".into(),
+            Target::Compose => workload.into(),
+        }
+    }
+
+    /// Where listeners that peers reach bind.
+    pub fn bind_host(&self) -> &'static str {
+        match self.target {
+            Target::Local => "127.0.0.1",
+            Target::Compose => "0.0.0.0",
+        }
+    }
+
+    /// Host of the OTLP collector.
+    pub fn otlp_host(&self) -> String {
+        match self.target {
+            Target::Local => "127.0.0.1".into(),
+            Target::Compose => "otel-collector".into(),
+        }
     }
 
     pub fn server_socket(&self) -> PathBuf {

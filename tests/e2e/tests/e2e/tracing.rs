@@ -130,14 +130,25 @@ async fn get_me_is_one_trace_from_the_edge_to_the_database() {
     );
     client.get_me(req).await.expect("GetMe");
 
+    // Wait for every span the assertions use, and for every parent: Envoy
+    // and the services flush in batches, children often before parents.
     let complete = |s: &[Span]| {
-        ["edge", "sidecar-users", "users", "sidecar-roles", "roles"]
+        let has =
+            |svc: &str, pred: &dyn Fn(&Span) -> bool| s.iter().any(|x| x.service == svc && pred(x));
+        let ids: std::collections::HashSet<&str> = s.iter().map(|x| x.id.as_str()).collect();
+        let dangling = s
             .iter()
-            .all(|svc| s.iter().any(|x| x.service == *svc))
-            && s.iter().any(|x| {
-                x.service == "roles" && x.tags.get("db.system").is_some_and(|v| v == "postgresql")
-            })
-            && s.iter().filter(|x| x.service == "sidecar-users").count() >= 3
+            .filter(|x| x.parent.as_deref().is_some_and(|p| !ids.contains(p)))
+            .count();
+        has("edge", &|x| x.operation == "ingress")
+            && has("users", &|x| x.operation.ends_with("UsersService/GetMe"))
+            && has("users", &|x| x.tags.contains_key("db.system"))
+            && has("users", &|x| x.operation.ends_with("RolesInternal/GetRoles"))
+            && has("sidecar-roles", &|x| x.operation == "ingress")
+            && has("roles", &|x| x.operation.ends_with("RolesInternal/GetRoles"))
+            && has("roles", &|x| x.tags.contains_key("db.system"))
+            // Only the edge's span hangs from the client's (unexported) span.
+            && dangling == 1
     };
     let spans = trace(&trace_id, complete).await;
 
