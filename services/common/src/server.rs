@@ -252,3 +252,49 @@ impl Base {
         })
     }
 }
+
+/// A built service, ready to run: its listener, guard and routes.
+pub struct App {
+    listener: Listener,
+    guard: Guard,
+    routes: Routes,
+    services: &'static [&'static str],
+}
+
+impl App {
+    /// `services` are the gRPC service names reported by health.
+    pub fn new(base: Base, routes: Routes, services: &'static [&'static str]) -> Self {
+        Self {
+            listener: base.listener,
+            guard: base.guard,
+            routes,
+            services,
+        }
+    }
+
+    /// The TCP address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.tcp_addr()
+    }
+
+    /// Where it listens, for logs.
+    pub fn describe_listener(&self) -> String {
+        self.listener.describe()
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        serve(
+            self.listener,
+            self.routes,
+            self.guard,
+            self.services,
+            shutdown,
+        )
+        .await
+        .map_err(Into::into)
+    }
+}

@@ -279,6 +279,13 @@ impl ProbeEnvoy {
         }
     }
 
+    /// A gRPC channel into the probe (plain HTTP/2 to its listener).
+    pub fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://127.0.0.1:{}", self.listen_port))
+            .expect("endpoint")
+            .connect_lazy()
+    }
+
     /// Envoy's `/certs`: the certificates it holds right now (empty if its
     /// admin is not up yet).
     pub async fn certs(&self) -> String {
@@ -300,5 +307,22 @@ impl Drop for ProbeEnvoy {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+/// Calls `attempt` until it returns `Some`, every 300 ms, for at most 30 s
+/// (a probe Envoy needs a moment to get its SVID from SPIRE).
+pub async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match attempt().await {
+            Ok(v) => return v,
+            Err(last) if std::time::Instant::now() > deadline => panic!("{what}: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
     }
 }

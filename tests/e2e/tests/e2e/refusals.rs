@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use interlock_e2e::{ProbeEnvoy, as_workload, edge, mesh, unique_login};
+use interlock_e2e::{ProbeEnvoy, as_workload, edge, eventually, mesh, unique_login};
 use interlock_proto::auth::v1::GetJwksRequest;
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
@@ -104,26 +104,24 @@ async fn sidecar_refuses_a_valid_svid_the_policy_does_not_allow() {
         &mesh.spiffe_id("notifications"),
         "roles",
     );
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", probe.listen_port))
-            .expect("endpoint")
-            .connect_lazy();
-    let mut internal = RolesInternalClient::new(channel.clone());
-    // Wait for the probe to get its SVID from SPIRE: the allowed call then
-    // reaches roles, which answers NOT_FOUND for an unknown user.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let r = internal
-            .get_roles(GetRolesRequest {
-                user_id: uuid::Uuid::new_v4().to_string(),
-            })
-            .await;
-        match r {
-            Err(s) if s.code() == Code::NotFound => break,
-            _ if std::time::Instant::now() > deadline => panic!("probe never got through: {r:?}"),
-            _ => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+    let channel = probe.channel();
+    // Once the probe has its SVID from SPIRE, the allowed call reaches
+    // roles, which answers NOT_FOUND for an unknown user.
+    eventually("the probe's allowed call never got through", || {
+        let mut internal = RolesInternalClient::new(channel.clone());
+        async move {
+            let r = internal
+                .get_roles(GetRolesRequest {
+                    user_id: uuid::Uuid::new_v4().to_string(),
+                })
+                .await;
+            match r {
+                Err(s) if s.code() == Code::NotFound => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
         }
-    }
+    })
+    .await;
     let status = assert_code(
         RolesAdminClient::new(channel)
             .list(ListRequest::default())

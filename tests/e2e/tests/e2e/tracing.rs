@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{Bearer, ProbeEnvoy, edge_channel, mesh, unique_login};
+use interlock_e2e::{Bearer, ProbeEnvoy, edge_channel, eventually, mesh, unique_login};
 use interlock_proto::roles::v1::ListRequest;
 use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
 use interlock_proto::users::v1::GetMeRequest;
@@ -266,29 +266,23 @@ async fn a_disallowed_peer_refusal_is_in_its_trace() {
         &mesh.spiffe_id("notifications"),
         "roles",
     );
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", probe.listen_port))
-            .expect("endpoint")
-            .connect_lazy();
+    let channel = probe.channel();
     let trace_id = new_trace_id();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually("the probe never reached roles' sidecar", || {
+        let mut admin = RolesAdminClient::new(channel.clone());
         let mut req = tonic::Request::new(ListRequest::default());
         req.metadata_mut().insert(
             "traceparent",
             MetadataValue::try_from(traceparent(&trace_id)).expect("ascii"),
         );
-        match RolesAdminClient::new(channel.clone()).list(req).await {
-            Err(s) if s.code() == tonic::Code::PermissionDenied => break,
-            r => {
-                assert!(
-                    Instant::now() < deadline,
-                    "probe never reached roles: {r:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(300)).await;
+        async move {
+            match admin.list(req).await {
+                Err(s) if s.code() == tonic::Code::PermissionDenied => Ok(()),
+                other => Err(format!("{other:?}")),
             }
         }
-    }
+    })
+    .await;
     let spans = trace(&trace_id, |s| {
         s.iter().any(|x| {
             x.service == "sidecar-roles" && x.tags.get("grpc.status_code").is_some_and(|c| c == "7")
