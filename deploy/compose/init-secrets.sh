@@ -6,8 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ../../scripts/lib.sh
+# The directory is private to you; the files inside are readable because
+# compose bind-mounts file secrets with their host permissions and the
+# containers run as other users (services 10001, postgres 999, envoy 101).
 mkdir -p secrets/edge
-umask 077
+chmod 700 secrets
 rand() { head -c 48 /dev/urandom | base64 | tr -d '/+=' | cut -c1-40; }
 keep() { [ -s "secrets/$1" ] || printf '%s' "$2" > "secrets/$1"; }
 for svc in auth roles users notifications; do
@@ -25,4 +28,5 @@ if [ ! -s secrets/edge/server.pem ] || [ ! -s secrets/fcm_service_account.json ]
   cp "$tmp/secrets/fcm-service-account.json" secrets/fcm_service_account.json
   rm -rf "$tmp"
 fi
+chmod 644 secrets/*_* secrets/edge/*
 echo "secrets ready in $(pwd)/secrets (edge CA for grpcurl: secrets/edge/ca.pem)"
