@@ -29,4 +29,5 @@ log "end-to-end tests against the local mesh"
 export INTERLOCK_RUN_DIR="${INTERLOCK_RUN_DIR:-/var/lib/interlock/mesh}"
 trap 'bash scripts/mesh.sh down || true' EXIT
 bash scripts/mesh.sh up
-cargo test --locked -p interlock-e2e "$@" -- --nocapture
+# Selecting the workspace keeps the feature set (and the build) shared.
+cargo test --workspace --locked --test e2e "$@" -- --nocapture
