@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use interlock_common::client::{self, Outbound};
-use interlock_common::guard::{self, Guard};
+use interlock_common::db;
+use interlock_common::guard;
 use interlock_common::jwt::{JwtVerifier, VerifierOptions};
-use interlock_common::server::Listener;
-use interlock_common::{db, server};
+use interlock_common::server::{App, Listener};
 use interlock_proto::auth::v1::auth_service_server::AuthServiceServer;
 use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
 use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
@@ -30,9 +30,8 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 
 /// A built, not yet running, auth server.
 pub struct Application {
-    listener: Listener,
+    app: App,
     state: Arc<AuthState>,
-    guard: Guard,
 }
 
 impl Application {
@@ -103,21 +102,20 @@ impl Application {
             peers,
         });
         let listener = Listener::bind(&settings.server.listen).await?;
-        Ok(Self {
-            listener,
-            state,
-            guard,
-        })
+        let routes = Routes::from(service::jwks_router(state.keys.clone()))
+            .add_service(AuthServiceServer::new(Auth(state.clone())));
+        let app = App::from_parts(listener, guard, routes, &["interlock.auth.v1.AuthService"]);
+        Ok(Self { app, state })
     }
 
     /// The TCP address (the real port when configured with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.tcp_addr()
+        self.app.local_addr()
     }
 
     /// Where it listens, for logs.
     pub fn describe_listener(&self) -> String {
-        self.listener.describe()
+        self.app.describe_listener()
     }
 
     /// Serves until `shutdown` resolves, maintaining keys meanwhile.
@@ -125,19 +123,10 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let maintenance = tokio::spawn(maintain(self.state.clone()));
-        let routes = Routes::from(service::jwks_router(self.state.keys.clone()))
-            .add_service(AuthServiceServer::new(Auth(self.state.clone())));
-        let result = server::serve(
-            self.listener,
-            routes,
-            self.guard,
-            &["interlock.auth.v1.AuthService"],
-            shutdown,
-        )
-        .await;
+        let maintenance = tokio::spawn(maintain(self.state));
+        let result = self.app.run(shutdown).await;
         maintenance.abort();
-        result.map_err(Into::into)
+        result
     }
 }
 

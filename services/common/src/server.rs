@@ -264,9 +264,20 @@ pub struct App {
 impl App {
     /// `services` are the gRPC service names reported by health.
     pub fn new(base: Base, routes: Routes, services: &'static [&'static str]) -> Self {
+        Self::from_parts(base.listener, base.guard, routes, services)
+    }
+
+    /// For a service that builds its listener and guard itself (auth
+    /// verifies its own tokens, so it cannot use [`Base::prepare`]).
+    pub fn from_parts(
+        listener: Listener,
+        guard: Guard,
+        routes: Routes,
+        services: &'static [&'static str],
+    ) -> Self {
         Self {
-            listener: base.listener,
-            guard: base.guard,
+            listener,
+            guard,
             routes,
             services,
         }

@@ -144,13 +144,17 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
+/// `/pkg.Service/Method` -> (`pkg.Service`, `Method`).
+fn split_path(path: &str) -> (&str, &str) {
+    path.trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""))
+}
+
 /// The span of one incoming RPC, child of the caller's `traceparent`.
 /// Fields filled in later: the peer, the user, the gRPC status.
 pub fn server_span(headers: &http::HeaderMap, path: &str) -> tracing::Span {
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or((path, ""));
+    let (service, method) = split_path(path);
     let span = tracing::info_span!(
         "rpc",
         otel.name = %path.trim_start_matches('/'),
@@ -176,10 +180,7 @@ pub fn server_span(headers: &http::HeaderMap, path: &str) -> tracing::Span {
 /// The span of one outgoing RPC, with the current context injected into
 /// `headers` as `traceparent`.
 pub fn client_span(headers: &mut http::HeaderMap, path: &str) -> tracing::Span {
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or((path, ""));
+    let (service, method) = split_path(path);
     let span = tracing::info_span!(
         "rpc.client",
         otel.name = %path.trim_start_matches('/'),

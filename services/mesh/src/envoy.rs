@@ -323,6 +323,38 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
     })
 }
 
+/// A plain forwarder that presents `identity` (an SVID it asks the SPIRE
+/// agent for over SDS) and sends everything on `listen_port` to `target`'s
+/// sidecar. The end-to-end tests run it as some workload's Unix user to act
+/// as that workload (or try to be another).
+pub fn forwarder(
+    mesh: &Mesh,
+    name: &str,
+    identity: &str,
+    target: &str,
+    listen_port: u16,
+    admin_port: u16,
+) -> Value {
+    let route =
+        json!({ "match": { "prefix": "/" }, "route": { "cluster": sidecar_cluster(target) } });
+    json!({
+        // SDS needs a node identity.
+        "node": { "id": name, "cluster": name },
+        "admin": admin(admin_port),
+        "static_resources": {
+            "clusters": [
+                static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket())),
+                peer_cluster(mesh, identity, target)
+            ],
+            "listeners": [{
+                "name": name,
+                "address": tcp(listen_port),
+                "filter_chains": [{ "filters": [hcm(name, vec![route], vec![router()], json!({}))] }]
+            }]
+        }
+    })
+}
+
 /// The edge: TLS for clients, JWT verification with auth's JWKS, routes to
 /// external services only.
 pub fn edge(mesh: &Mesh) -> Value {

@@ -205,49 +205,14 @@ impl ProbeEnvoy {
         let dir =
             std::env::temp_dir().join(format!("interlock-probe-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let sds = |name: &str| {
-            serde_json::json!({
-                "name": name,
-                "sds_config": { "resource_api_version": "V3", "api_config_source": {
-                    "api_type": "GRPC", "transport_api_version": "V3",
-                    "grpc_services": [{ "envoy_grpc": { "cluster_name": "spire_agent" } }] } }
-            })
-        };
-        let h2 = serde_json::json!({ "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": { "http2_protocol_options": {} } } });
-        let config = serde_json::json!({
-            // SDS needs a node identity.
-            "node": { "id": format!("probe-{workload}"), "cluster": "probe" },
-            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin_port } } },
-            "static_resources": {
-                "clusters": [
-                    { "name": "spire_agent", "type": "STATIC", "connect_timeout": "1s",
-                      "typed_extension_protocol_options": h2,
-                      "load_assignment": { "cluster_name": "spire_agent", "endpoints": [{ "lb_endpoints": [{ "endpoint": {
-                          "address": { "pipe": { "path": mesh.agent_socket() } } } }] }] } },
-                    { "name": "target", "type": "STATIC", "connect_timeout": "2s",
-                      "typed_extension_protocol_options": h2,
-                      "load_assignment": { "cluster_name": "target", "endpoints": [{ "lb_endpoints": [{ "endpoint": {
-                          "address": { "socket_address": { "address": "127.0.0.1", "port_value": mesh.topology.workloads[target].sidecar_port } } } }] }] },
-                      "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": {
-                          "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                          "common_tls_context": {
-                              "tls_certificate_sds_secret_configs": [sds(requested_id)],
-                              "validation_context_sds_secret_config": sds(&mesh.trust_domain_id()),
-                              "alpn_protocols": ["h2"] } } } }
-                ],
-                "listeners": [{ "name": "probe",
-                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": listen_port } },
-                    "filter_chains": [{ "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "probe", "codec_type": "AUTO",
-                        "route_config": { "virtual_hosts": [{ "name": "all", "domains": ["*"],
-                            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "target" } }] }] },
-                        "http_filters": [{ "name": "envoy.filters.http.router", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }] } }] }] }]
-            }
-        });
+        let config = interlock_mesh::envoy::forwarder(
+            mesh,
+            &format!("probe-{workload}"),
+            requested_id,
+            target,
+            listen_port,
+            admin_port,
+        );
         let path = dir.join("envoy.json");
         std::fs::write(&path, config.to_string()).expect("config");
         let mode = |p: &std::path::Path, m: u32| {

@@ -572,55 +572,25 @@ async fn signing_keys_rotate_with_overlap() {
 async fn http_jwks_is_served_to_allowed_peers_only() {
     let s = Stack::with_auth().await;
     let url = format!("http://{}/.well-known/jwks.json", s.auth());
-    let client = reqwest_like::Client::new();
-    let ok = client.get(&url, Some(&s.pki.xfcc("users"))).await;
+    let get = |xfcc: Option<String>| {
+        let url = url.clone();
+        async move {
+            interlock_common::client::install_crypto_provider();
+            let mut req = reqwest::Client::new().get(&url);
+            if let Some(x) = xfcc {
+                req = req.header("x-forwarded-client-cert", x);
+            }
+            let resp = req.send().await.expect("GET jwks");
+            (resp.status().as_u16(), resp.text().await.expect("body"))
+        }
+    };
+    let ok = get(Some(s.pki.xfcc("users"))).await;
     assert_eq!(ok.0, 200);
     assert!(
         ok.1.contains("\"kid\"") && ok.1.contains("\"P-256\""),
         "{}",
         ok.1
     );
-    assert_eq!(client.get(&url, None).await.0, 401);
-    assert_eq!(
-        client
-            .get(&url, Some(&s.pki.untrusted_xfcc("users")))
-            .await
-            .0,
-        401
-    );
-}
-
-/// A minimal HTTP/1.1 GET over tokio, so the test does not pull in an HTTP
-/// client crate.
-mod reqwest_like {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    pub struct Client;
-
-    impl Client {
-        pub fn new() -> Self {
-            Self
-        }
-
-        pub async fn get(&self, url: &str, xfcc: Option<&str>) -> (u16, String) {
-            let rest = url.strip_prefix("http://").expect("http url");
-            let (host, path) = rest.split_once('/').expect("path");
-            let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-            let mut req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-            if let Some(x) = xfcc {
-                req.push_str(&format!("x-forwarded-client-cert: {x}\r\n"));
-            }
-            req.push_str("\r\n");
-            stream.write_all(req.as_bytes()).await.expect("write");
-            let mut buf = Vec::new();
-            stream.read_to_end(&mut buf).await.expect("read");
-            let text = String::from_utf8_lossy(&buf).to_string();
-            let code = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .expect("status");
-            (code, text)
-        }
-    }
+    assert_eq!(get(None).await.0, 401);
+    assert_eq!(get(Some(s.pki.untrusted_xfcc("users"))).await.0, 401);
 }
