@@ -13,16 +13,19 @@ cd "$INTERLOCK_ROOT"
 
 RUN_DIR="${INTERLOCK_RUN_DIR:-/var/lib/interlock/mesh}"
 BIN_DIR="$RUN_DIR/bin"
-PC_PORT=17080        # mesh/topology.toml [process_compose]
 EDGE_PORT=17443      # mesh/topology.toml [edge]
-EDGE_ADMIN=17900
+# The supervisor's API and the edge's admin API: Unix sockets that only root
+# can open (interlock-mesh generate makes their directories 0700).
+PC_SOCKET="$RUN_DIR/control/process-compose.sock"
+EDGE_ADMIN_SOCKET="$RUN_DIR/edge/admin.sock"
 WORKLOADS="edge auth roles users notifications sender"
 export RUN_DIR BIN_DIR EDGE_PORT
 
 [ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
 
 # process-compose's own diagnostics go to a log, not the terminal.
-pc() { process-compose --port "$PC_PORT" "$@" 2>>"$RUN_DIR/logs/process-compose-cli.log"; }
+# No TCP server: process-compose's API can replace any process's command.
+pc() { process-compose --unix-socket "$PC_SOCKET" "$@" 2>>"$RUN_DIR/logs/process-compose-cli.log"; }
 
 running() { pc process list >/dev/null 2>&1; }
 
@@ -48,7 +51,7 @@ install_binaries() {
 
 wait_ready() {
   local deadline=$((SECONDS + ${INTERLOCK_MESH_TIMEOUT:-240}))
-  until curl -sf "http://127.0.0.1:$EDGE_ADMIN/ready" >/dev/null 2>&1; do
+  until curl -sf --unix-socket "$EDGE_ADMIN_SOCKET" http://localhost/ready >/dev/null 2>&1; do
     # A process whose dependency failed is skipped: no point in waiting.
     if [ $SECONDS -ge $deadline ] || pc process list 2>/dev/null | grep -q Skipped; then
       log "the mesh did not become ready; process states:"
@@ -93,7 +96,7 @@ up() {
   install_binaries
   "$BIN_DIR/interlock-mesh" generate --run-dir "$RUN_DIR" --bin-dir "$BIN_DIR" \
     --pg-admin-url "$(bash scripts/postgres.sh url)"
-  log "starting the mesh (process-compose on 127.0.0.1:$PC_PORT)"
+  log "starting the mesh (process-compose, API on $PC_SOCKET)"
   pc up --config "$RUN_DIR/process-compose.yaml" --tui=false --detached >/dev/null
   wait_ready
   session

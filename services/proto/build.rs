@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+#[path = "src/reflection.rs"]
+mod reflection;
+
 use prost::Message;
 
 /// Messages that carry passwords or tokens: their `Debug` is written by hand
@@ -16,8 +19,9 @@ const SECRET_MESSAGES: &[&str] = &[
     ".interlock.notifications.v1.Delivery",
 ];
 
-/// Names of the services the policy marks `exposure = "internal"`.
-fn internal_services(policy: &std::path::Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+/// Names of the services the policy marks `exposure = "external"`. A service
+/// the policy does not list is nobody's to call, so reflection omits it too.
+fn external_services(policy: &std::path::Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(policy)?;
     let doc: toml::Table = toml::from_str(&text)?;
     let services = doc
@@ -27,7 +31,7 @@ fn internal_services(policy: &std::path::Path) -> Result<Vec<String>, Box<dyn st
         .unwrap_or_default();
     Ok(services
         .iter()
-        .filter(|s| s.get("exposure").and_then(|e| e.as_str()) == Some("internal"))
+        .filter(|s| s.get("exposure").and_then(|e| e.as_str()) == Some("external"))
         .filter_map(|s| s.get("name").and_then(|n| n.as_str()).map(str::to_owned))
         .collect())
 }
@@ -44,15 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     // compile_fds does not write the descriptor set itself.
     std::fs::write(out.join("interlock_descriptor.bin"), fds.encode_to_vec())?;
-    // What reflection serves: the same files without internal services, so
-    // a client of the edge never learns the internal API.
-    let internal = internal_services(&root.join("../policy/policy.toml"))?;
-    let mut external = fds.clone();
-    for file in &mut external.file {
-        let package = file.package().to_owned();
-        file.service
-            .retain(|s| !internal.contains(&format!("{package}.{}", s.name())));
-    }
+    // What reflection serves: only the external services and the types their
+    // methods reach, so a client of the edge never learns the internal API.
+    let external = reflection::external_only(
+        &fds,
+        &external_services(&root.join("../policy/policy.toml"))?,
+    )?;
     std::fs::write(
         out.join("interlock_external_descriptor.bin"),
         external.encode_to_vec(),

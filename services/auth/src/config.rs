@@ -87,13 +87,23 @@ fn default_cost() -> u32 {
     12
 }
 
-/// `[throttle]`
+/// `[throttle]`: limits on the public paths that run bcrypt.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottleConfig {
+    /// The sliding window of every per-account and per-address limit.
     pub window_secs: i64,
+    /// Login attempts (failed or in flight) per account; 5.
     pub max_failures_per_account: i64,
+    /// Login attempts (failed or in flight) per client address; 50.
     pub max_failures_per_address: i64,
+    /// Registrations per client address; 30.
+    pub max_registrations_per_address: i64,
+    /// Concurrent bcrypt runs; 0 (the default) means one per core.
+    pub max_concurrent_hashes: usize,
+    /// How long a request may wait for a bcrypt slot before it is refused
+    /// with RESOURCE_EXHAUSTED "server busy"; 2 s.
+    pub hash_queue_timeout_ms: u64,
 }
 
 impl Default for ThrottleConfig {
@@ -102,6 +112,9 @@ impl Default for ThrottleConfig {
             window_secs: 15 * 60,
             max_failures_per_account: 5,
             max_failures_per_address: 50,
+            max_registrations_per_address: 30,
+            max_concurrent_hashes: 0,
+            hash_queue_timeout_ms: 2000,
         }
     }
 }
@@ -145,8 +158,12 @@ impl Settings {
         if self.throttle.window_secs <= 0
             || self.throttle.max_failures_per_account < 1
             || self.throttle.max_failures_per_address < 1
+            || self.throttle.max_registrations_per_address < 1
         {
             p.push("throttle: window and limits must be positive".into());
+        }
+        if !(1..=60_000).contains(&self.throttle.hash_queue_timeout_ms) {
+            p.push("throttle.hash_queue_timeout_ms: must be 1 to 60000".into());
         }
         settings::problems_to_result("auth", p)
     }

@@ -73,19 +73,53 @@ impl Email {
     }
 }
 
-/// A new password: 8 to 128 characters. Wrapped so it cannot be printed.
+/// Fewest characters of a new password.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+/// Most characters of any password, at Register and at Login alike.
+///
+/// Counted in characters (Unicode scalar values), as auth.proto documents
+/// and as people count, so the limit does not depend on the script. bcrypt's
+/// 72-byte limit does not apply here: bcrypt only ever sees the 44-byte
+/// base64 of HMAC-SHA256(pepper, password) (see [`crate::password`]), so
+/// every character counts whatever the length. The limit only bounds what an
+/// unauthenticated request can make the HMAC hash (at most 512 bytes).
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// A password as presented at Login: present and at most
+/// [`PASSWORD_MAX_CHARS`], the same rule Register applies, so every password
+/// Register accepted can be presented. There is no minimum: a too-short
+/// password is just a wrong one. Wrapped so it cannot be printed.
+pub struct Password(pub SecretString);
+
+impl Password {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        if raw.is_empty() {
+            return Err(ApiError::invalid(field, "is required"));
+        }
+        if raw.chars().count() > PASSWORD_MAX_CHARS {
+            return Err(ApiError::invalid(
+                field,
+                format!("must be at most {PASSWORD_MAX_CHARS} characters"),
+            ));
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+}
+
+/// A new password (Register): a [`Password`] of at least
+/// [`PASSWORD_MIN_CHARS`]. Wrapped so it cannot be printed.
 pub struct NewPassword(pub SecretString);
 
 impl NewPassword {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
-        let n = raw.chars().count();
-        if n < 8 {
-            return Err(ApiError::invalid(field, "must be at least 8 characters"));
+        if raw.chars().count() < PASSWORD_MIN_CHARS {
+            return Err(ApiError::invalid(
+                field,
+                format!("must be at least {PASSWORD_MIN_CHARS} characters"),
+            ));
         }
-        if n > 128 {
-            return Err(ApiError::invalid(field, "must be at most 128 characters"));
-        }
-        Ok(Self(SecretString::from(raw.to_owned())))
+        let Password(secret) = Password::parse(field, raw)?;
+        Ok(Self(secret))
     }
 }
 
@@ -112,6 +146,8 @@ impl Registration {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     fn err(r: Result<impl Sized, ApiError>) -> String {
@@ -172,5 +208,47 @@ mod tests {
         assert!(NewPassword::parse("password", &"x".repeat(129)).is_err());
         let p = NewPassword::parse("password", "correct horse").unwrap();
         assert!(!format!("{:?}", p.0).contains("correct"));
+    }
+
+    /// The finding: a 100-character non-ASCII password registered (counted
+    /// in characters) but Login refused it (counted in bytes). Both count
+    /// characters now, with one limit.
+    #[test]
+    fn long_non_ascii_password_accepted_at_register_is_accepted_at_login() {
+        for password in ["ü".repeat(100), "密".repeat(128), "🔑".repeat(128)] {
+            assert!(
+                password.len() > PASSWORD_MAX_CHARS,
+                "more bytes than the limit"
+            );
+            let registered = NewPassword::parse("password", &password).expect("register");
+            let presented = Password::parse("password", &password).expect("login");
+            assert_eq!(
+                registered.0.expose_secret(),
+                presented.0.expose_secret(),
+                "kept verbatim"
+            );
+        }
+        let too_long = "ü".repeat(PASSWORD_MAX_CHARS + 1);
+        for e in [
+            err(NewPassword::parse("password", &too_long)),
+            err(Password::parse("password", &too_long)),
+        ] {
+            assert_eq!(e, "password: must be at most 128 characters");
+        }
+    }
+
+    /// Login takes any present password within the limit, even one shorter
+    /// than Register's minimum (it is then simply wrong).
+    #[test]
+    fn login_password_needs_only_presence_and_the_length_limit() {
+        assert_eq!(
+            err(Password::parse("password", "")),
+            "password: is required"
+        );
+        assert!(Password::parse("password", "x").is_ok());
+        assert_eq!(
+            err(NewPassword::parse("password", "")),
+            "password: must be at least 8 characters"
+        );
     }
 }

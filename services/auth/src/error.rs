@@ -14,6 +14,12 @@ pub enum AuthError {
     /// Too many failed logins for the account or the client address.
     #[error("too many failed logins, retry in {} s", .retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
+    /// Too many registrations from the client address.
+    #[error("too many registrations, retry in {} s", .retry_after.as_secs().max(1))]
+    TooManyRegistrations { retry_after: Duration },
+    /// Every bcrypt slot stayed taken for the whole queue timeout.
+    #[error("server busy, retry later")]
+    Busy,
     /// The refresh token is unknown, expired, or its session has ended.
     #[error("refresh token is not valid")]
     InvalidRefreshToken,
@@ -36,15 +42,37 @@ impl From<AuthError> for Status {
             AuthError::InvalidCredentials
             | AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReuse => Status::new(Code::Unauthenticated, err.to_string()),
-            AuthError::Throttled { retry_after } => {
-                let mut status = Status::resource_exhausted(err.to_string());
-                let secs = retry_after.as_secs().max(1).to_string();
-                if let Ok(v) = secs.parse() {
-                    status.metadata_mut().insert("retry-after", v);
-                }
-                status
+            AuthError::Throttled { retry_after }
+            | AuthError::TooManyRegistrations { retry_after } => {
+                retry_later(err.to_string(), retry_after)
             }
+            AuthError::Busy => retry_later(err.to_string(), Duration::from_secs(1)),
             AuthError::Api(e) => e.into(),
+        }
+    }
+}
+
+/// RESOURCE_EXHAUSTED with the wait in seconds in `retry-after` metadata.
+fn retry_later(message: String, retry_after: Duration) -> Status {
+    let mut status = Status::resource_exhausted(message);
+    let secs = retry_after.as_secs().max(1).to_string();
+    if let Ok(v) = secs.parse() {
+        status.metadata_mut().insert("retry-after", v);
+    }
+    status
+}
+
+impl From<crate::password::Busy> for AuthError {
+    fn from(_: crate::password::Busy) -> Self {
+        AuthError::Busy
+    }
+}
+
+impl From<crate::password::HashError> for AuthError {
+    fn from(e: crate::password::HashError) -> Self {
+        match e {
+            crate::password::HashError::Busy(_) => AuthError::Busy,
+            other => AuthError::Api(ApiError::Internal(other.to_string())),
         }
     }
 }
@@ -52,6 +80,22 @@ impl From<AuthError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A full bcrypt queue says so and when to come back; so does the
+    /// registration limit.
+    #[test]
+    fn busy_and_registration_limit_are_resource_exhausted_with_a_hint() {
+        let busy = Status::from(AuthError::Busy);
+        assert_eq!(busy.code(), Code::ResourceExhausted);
+        assert_eq!(busy.message(), "server busy, retry later");
+        assert_eq!(busy.metadata().get("retry-after").unwrap(), "1");
+        let many = Status::from(AuthError::TooManyRegistrations {
+            retry_after: Duration::from_secs(7),
+        });
+        assert_eq!(many.code(), Code::ResourceExhausted);
+        assert_eq!(many.message(), "too many registrations, retry in 7 s");
+        assert_eq!(many.metadata().get("retry-after").unwrap(), "7");
+    }
 
     /// Throttling says when to come back, in the message and in metadata.
     #[test]

@@ -73,7 +73,7 @@ impl KeyRing {
     }
 
     /// Creates, retires and reloads keys as the policy requires at `now`.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip_all)]
     pub async fn maintain(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")

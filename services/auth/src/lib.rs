@@ -9,6 +9,7 @@
 //! - [`store`]: credentials, sessions and refresh-token families (SQL).
 //! - [`throttle`]: login throttling per account and per client address.
 //! - [`register`]: the registration saga across users and roles.
+//! - [`revocations`]: the revoked sessions every verifier refuses.
 //! - [`service`]: the gRPC handlers and the HTTP JWKS endpoint.
 //! - [`config`] and [`startup`]: settings and the application.
 //!
@@ -20,6 +21,7 @@ pub mod error;
 pub mod keys;
 pub mod password;
 pub mod register;
+pub mod revocations;
 pub mod service;
 pub mod startup;
 pub mod store;

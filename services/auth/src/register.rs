@@ -1,18 +1,26 @@
 //! Registration across auth, users and roles: all-or-nothing.
 //!
 //! 1. The credential is inserted as `pending` (unique login and email are
-//!    claimed; login is refused while pending).
-//! 2. Holding a row lock on it, auth calls users.CreateUser and
-//!    roles.AssignDefaultRoles (both idempotent on the user id), then
-//!    activates it in the same transaction.
-//! 3. On any failure auth compensates (roles.RemoveUser, users.DeleteUser,
-//!    delete the pending row). If compensation cannot run (a module down),
-//!    the row stays pending: a retry with the same data resumes it, and the
-//!    sweeper compensates it once it is stale.
+//!    claimed; login is refused while pending), already *claimed* by this
+//!    request for [`CLAIM_LEASE`].
+//! 2. auth calls users.CreateUser and roles.AssignDefaultRoles (both
+//!    idempotent on the user id), renewing its claim between the calls,
+//!    then activates the credential if the claim is still its own.
+//! 3. On a failure auth compensates (roles.RemoveUser, users.DeleteUser,
+//!    delete the pending row), again only while it holds the claim. If
+//!    compensation cannot run (a module down), the row stays pending and
+//!    unclaimed: a retry with the same data resumes it under the same user
+//!    id, and the sweeper compensates it once it is stale.
+//!
+//! No transaction or pooled connection is held across a call to another
+//! module: every database step is one short statement. The claim, not a
+//! row lock, keeps a completion and a compensation of the same account
+//! from overlapping; it outlives the calls made under it (see the check on
+//! [`CLAIM_LEASE`]), so a claim can only expire under a stuck request.
 
 use chrono::{Duration, Utc};
 use interlock_common::ApiError;
-use interlock_common::client::PeerChannel;
+use interlock_common::client::{CALL_TIMEOUT, PeerChannel};
 use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
 use interlock_proto::roles::v1::{AssignDefaultRolesRequest, RemoveUserRequest};
 use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
@@ -22,11 +30,19 @@ use uuid::Uuid;
 
 use crate::domain::Registration;
 use crate::error::AuthError;
-use crate::password::PasswordHasher;
-use crate::store::{self, Credential};
+use crate::password::{Lane, PasswordHasher};
+use crate::store::{self, Claim, Credential};
 
 /// A pending registration older than this is abandoned and compensated.
 pub const STALE_AFTER: Duration = Duration::minutes(10);
+
+/// How long a claim on a pending registration lasts without renewal.
+pub const CLAIM_LEASE: Duration = Duration::seconds(CLAIM_LEASE_SECS);
+const CLAIM_LEASE_SECS: i64 = 60;
+
+// At most two calls run between renewals (the two creates, or the two
+// compensations), each bounded by the channel's call timeout.
+const _: () = assert!(CLAIM_LEASE_SECS as u64 > 3 * CALL_TIMEOUT.as_secs());
 
 /// Clients of the modules registration spans.
 #[derive(Clone)]
@@ -45,6 +61,7 @@ pub async fn register(
 ) -> Result<Uuid, AuthError> {
     let login = reg.login.as_str();
     let email = reg.email.as_str();
+    let claim = Uuid::new_v4();
     let mut resume = None;
     for existing in store::find_conflicts(pool, login, email).await? {
         let same_request = !existing.is_active()
@@ -52,10 +69,11 @@ pub async fn register(
             && existing.email == email
             && hasher
                 .verify(
+                    Lane::Registration,
                     secrecy::ExposeSecret::expose_secret(&reg.password.0),
                     Some(&existing.password_hash),
                 )
-                .await;
+                .await?;
         if same_request {
             resume = Some(existing);
         } else {
@@ -64,6 +82,26 @@ pub async fn register(
     }
     let credential = match resume {
         Some(c) => {
+            match store::claim_pending(pool, c.user_id, claim, CLAIM_LEASE).await? {
+                Claim::Held => {}
+                Claim::Taken => {
+                    return Err(ApiError::Unavailable(
+                        "this registration is in progress, retry later".into(),
+                    )
+                    .into());
+                }
+                Claim::Active => {
+                    return Err(
+                        ApiError::AlreadyExists("login is already registered".into()).into(),
+                    );
+                }
+                Claim::Gone => {
+                    return Err(ApiError::Unavailable(
+                        "this registration was just undone, retry".into(),
+                    )
+                    .into());
+                }
+            }
             tracing::info!(user_id = %c.user_id, "resuming a pending registration");
             c
         }
@@ -72,15 +110,12 @@ pub async fn register(
                 user_id: Uuid::now_v7(),
                 login: login.to_owned(),
                 email: email.to_owned(),
-                password_hash: hasher
-                    .hash(&reg.password.0)
-                    .await
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+                password_hash: hasher.hash(&reg.password.0).await?,
                 status: "pending".into(),
                 first_name: reg.first_name,
                 last_name: reg.last_name,
             };
-            if let Err(e) = store::insert_pending(pool, &c).await {
+            if let Err(e) = store::insert_pending(pool, &c, claim, CLAIM_LEASE).await {
                 if is_unique_violation(&e) {
                     return Err(ApiError::AlreadyExists(
                         "login or email is already registered".into(),
@@ -92,7 +127,7 @@ pub async fn register(
             c
         }
     };
-    complete(pool, peers, &credential).await?;
+    complete(pool, peers, &credential, claim).await?;
     tracing::info!(user_id = %credential.user_id, "registered");
     Ok(credential.user_id)
 }
@@ -109,30 +144,59 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505")
 }
 
-async fn complete(pool: &PgPool, peers: &Peers, c: &Credential) -> Result<(), AuthError> {
-    let mut tx = pool.begin().await?;
-    if !store::lock_pending(&mut tx, c.user_id, false).await? {
-        // Completed or compensated by someone else meanwhile.
-        return Err(ApiError::AlreadyExists("login is already registered".into()).into());
-    }
-    match create_downstream(peers, c).await {
+/// The answer when our claim ran out and someone else took the account
+/// over: they finish or undo it, so this request neither does.
+fn lost_claim(user_id: Uuid) -> AuthError {
+    tracing::warn!(%user_id, "registration claim lost to another request");
+    ApiError::Unavailable("registration was interrupted, retry later".into()).into()
+}
+
+/// Steps 2 and 3, holding `claim` on the pending credential.
+async fn complete(
+    pool: &PgPool,
+    peers: &Peers,
+    c: &Credential,
+    claim: Uuid,
+) -> Result<(), AuthError> {
+    match create_downstream(pool, peers, c, claim).await {
         Ok(()) => {
-            store::activate(&mut tx, c.user_id).await?;
-            tx.commit().await?;
-            Ok(())
+            if store::activate(pool, c.user_id, claim).await? {
+                Ok(())
+            } else {
+                Err(lost_claim(c.user_id))
+            }
         }
-        Err(err) => {
+        Err(Step::LostClaim) => Err(lost_claim(c.user_id)),
+        Err(Step::Db(e)) => Err(e.into()),
+        Err(Step::Peer(err)) => {
             tracing::warn!(user_id = %c.user_id, error = %err, "registration failed; compensating");
+            if store::claim_pending(pool, c.user_id, claim, CLAIM_LEASE).await? != Claim::Held {
+                return Err(lost_claim(c.user_id));
+            }
             if compensate(peers, c.user_id).await.is_ok() {
-                store::delete_pending(&mut tx, c.user_id).await?;
-                tx.commit().await?;
+                store::delete_pending(pool, c.user_id, claim).await?;
+            } else {
+                // A retry with the same data may resume at once.
+                store::release_claim(pool, c.user_id, claim).await?;
             }
             Err(err.into())
         }
     }
 }
 
-async fn create_downstream(peers: &Peers, c: &Credential) -> Result<(), ApiError> {
+/// Why the downstream creates stopped.
+enum Step {
+    Peer(ApiError),
+    Db(sqlx::Error),
+    LostClaim,
+}
+
+async fn create_downstream(
+    pool: &PgPool,
+    peers: &Peers,
+    c: &Credential,
+    claim: Uuid,
+) -> Result<(), Step> {
     peers
         .users
         .clone()
@@ -144,7 +208,12 @@ async fn create_downstream(peers: &Peers, c: &Credential) -> Result<(), ApiError
             last_name: c.last_name.clone(),
         })
         .await
-        .map_err(|s| ApiError::upstream("users", s))?;
+        .map_err(|s| Step::Peer(ApiError::upstream("users", s)))?;
+    match store::claim_pending(pool, c.user_id, claim, CLAIM_LEASE).await {
+        Ok(Claim::Held) => {}
+        Ok(_) => return Err(Step::LostClaim),
+        Err(e) => return Err(Step::Db(e)),
+    }
     peers
         .roles
         .clone()
@@ -152,7 +221,7 @@ async fn create_downstream(peers: &Peers, c: &Credential) -> Result<(), ApiError
             user_id: c.user_id.to_string(),
         })
         .await
-        .map_err(|s| ApiError::upstream("roles", s))?;
+        .map_err(|s| Step::Peer(ApiError::upstream("roles", s)))?;
     Ok(())
 }
 
@@ -182,17 +251,20 @@ async fn compensate(peers: &Peers, user_id: Uuid) -> Result<(), ApiError> {
 pub async fn sweep_stale(pool: &PgPool, peers: &Peers) -> anyhow::Result<usize> {
     let mut swept = 0;
     for user_id in store::stale_pending(pool, Utc::now() - STALE_AFTER).await? {
-        let mut tx = pool.begin().await?;
-        if !store::lock_pending(&mut tx, user_id, true).await? {
+        let claim = Uuid::new_v4();
+        if store::claim_pending(pool, user_id, claim, CLAIM_LEASE).await? != Claim::Held {
             continue;
         }
         match compensate(peers, user_id).await {
             Ok(()) => {
-                store::delete_pending(&mut tx, user_id).await?;
-                tx.commit().await?;
-                swept += 1;
+                if store::delete_pending(pool, user_id, claim).await? {
+                    swept += 1;
+                }
             }
-            Err(e) => tracing::warn!(%user_id, error = %e, "cannot compensate yet"),
+            Err(e) => {
+                tracing::warn!(%user_id, error = %e, "cannot compensate yet");
+                store::release_claim(pool, user_id, claim).await?;
+            }
         }
     }
     Ok(swept)

@@ -10,17 +10,18 @@ use interlock_proto::auth::v1::{
     GetJwksRequest, GetJwksResponse, LoginRequest, LogoutRequest, LogoutResponse, RefreshRequest,
     RegisterRequest, RegisterResponse, TokenPair,
 };
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::Registration;
+use crate::domain::{Password, Registration};
 use crate::error::AuthError;
 use crate::keys::KeyRing;
-use crate::password::PasswordHasher;
+use crate::password::{Lane, PasswordHasher};
 use crate::register::{self, Peers};
 use crate::store::{self, RefreshOutcome};
-use crate::throttle::{self, ThrottleLimits};
+use crate::throttle::{self, AccountKey, ThrottleLimits};
 use crate::tokens::{self, TokenSettings};
 
 /// Everything the handlers need.
@@ -85,9 +86,31 @@ impl AuthService for Auth {
         &self,
         req: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        let address = context::client_address(&req);
         let reg = Registration::parse(req.get_ref())?;
         let s = &self.0;
-        let user_id = register::register(&s.pool, &s.hasher, &s.peers, reg).await?;
+        let reservation =
+            match throttle::reserve_registration(&s.pool, &s.throttle, &address, Utc::now())
+                .await
+                .map_err(AuthError::from)?
+            {
+                Ok(r) => r,
+                Err(retry_after) => {
+                    tracing::warn!("registration throttled (client address limit)");
+                    return Err(AuthError::TooManyRegistrations { retry_after }.into());
+                }
+            };
+        // Every registration that got this far counts against the address,
+        // except one turned away before any work ran.
+        let user_id = match register::register(&s.pool, &s.hasher, &s.peers, reg).await {
+            Err(AuthError::Busy) => {
+                throttle::release(&s.pool, reservation)
+                    .await
+                    .map_err(AuthError::from)?;
+                return Err(AuthError::Busy.into());
+            }
+            other => other?,
+        };
         Ok(Response::new(RegisterResponse {
             user_id: user_id.to_string(),
         }))
@@ -97,31 +120,51 @@ impl AuthService for Auth {
         let address = context::client_address(&req);
         let body = req.into_inner();
         bounded("login_or_email", body.login_or_email.trim(), 254)?;
-        bounded("password", &body.password, 128)?;
-        let account = body.login_or_email.trim().to_ascii_lowercase();
+        let password = Password::parse("password", &body.password)?;
+        let typed = body.login_or_email.trim().to_ascii_lowercase();
         let s = &self.0;
         let now = Utc::now();
-        if let Err(retry_after) = throttle::check(&s.pool, &s.throttle, &account, &address, now)
-            .await
-            .map_err(AuthError::from)?
-        {
-            tracing::warn!(%address, "login throttled");
-            return Err(AuthError::Throttled { retry_after }.into());
-        }
-        let found = store::find_by_login_or_email(&s.pool, &account)
+        let found = store::find_by_login_or_email(&s.pool, &typed)
             .await
             .map_err(AuthError::from)?
             .filter(|c| c.is_active());
-        let hash = found.as_ref().map(|c| c.password_hash.as_str());
-        if !s.hasher.verify(&body.password, hash).await {
-            throttle::record_failure(&s.pool, &account, &address)
+        let account = found.as_ref().map_or_else(
+            || AccountKey::unknown(&typed),
+            |c| AccountKey::User(c.user_id),
+        );
+        // Reserved before bcrypt runs, so concurrent guesses cannot all get
+        // past the limit; a failure keeps the reservation as its record.
+        let reservation =
+            match throttle::reserve_login(&s.pool, &s.throttle, &account, &address, now)
                 .await
-                .map_err(AuthError::from)?;
-            tracing::info!(%address, "login failed");
+                .map_err(AuthError::from)?
+            {
+                Ok(r) => r,
+                Err(retry_after) => {
+                    tracing::warn!("login throttled");
+                    return Err(AuthError::Throttled { retry_after }.into());
+                }
+            };
+        let hash = found.as_ref().map(|c| c.password_hash.as_str());
+        let verified = match s
+            .hasher
+            .verify(Lane::Login, password.0.expose_secret(), hash)
+            .await
+        {
+            Ok(v) => v,
+            Err(busy) => {
+                // No guess was checked: the attempt does not count.
+                throttle::release(&s.pool, reservation)
+                    .await
+                    .map_err(AuthError::from)?;
+                return Err(AuthError::from(busy).into());
+            }
+        };
+        let Some(user) = found.filter(|_| verified) else {
+            tracing::info!("login failed");
             return Err(AuthError::InvalidCredentials.into());
-        }
-        let user = found.expect("verify is false without a credential");
-        throttle::clear_account(&s.pool, &account)
+        };
+        throttle::login_succeeded(&s.pool, reservation, &account)
             .await
             .map_err(AuthError::from)?;
         let (refresh, refresh_hash) = tokens::new_refresh_token();

@@ -10,6 +10,7 @@ use interlock_common::client::{self, Outbound};
 use interlock_common::db;
 use interlock_common::guard;
 use interlock_common::jwt::{JwtVerifier, VerifierOptions};
+use interlock_common::revocation::Revocations;
 use interlock_common::server::{App, Listener};
 use interlock_proto::auth::v1::auth_service_server::AuthServiceServer;
 use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
@@ -18,8 +19,9 @@ use tonic::service::Routes;
 
 use crate::config::Settings;
 use crate::keys::{KeyPolicy, KeyRing, KeyRingSource};
-use crate::password::PasswordHasher;
+use crate::password::{HashLimits, PasswordHasher};
 use crate::register::{self, Peers};
+use crate::revocations::{self, DbRevocations};
 use crate::service::{self, Auth, AuthState};
 use crate::throttle::{self, ThrottleLimits};
 use crate::tokens::TokenSettings;
@@ -27,6 +29,9 @@ use crate::tokens::TokenSettings;
 /// How often keys, throttling records and abandoned registrations are
 /// maintained.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
+
+/// How often auth's own verifier rereads the revoked sessions.
+const REVOCATION_REFRESH_MS: u64 = 1000;
 
 /// A built, not yet running, auth server.
 pub struct Application {
@@ -66,8 +71,9 @@ impl Application {
         keys.maintain(Utc::now()).await?;
         let pepper = settings.passwords.pepper.clone();
         let cost = settings.passwords.bcrypt_cost;
-        let hasher =
-            tokio::task::spawn_blocking(move || PasswordHasher::new(pepper, cost)).await??;
+        let limits = HashLimits::from_config(&settings.throttle);
+        let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(pepper, cost, limits))
+            .await??;
         let peers = Peers {
             users: UsersInternalClient::new(
                 client::channel(&settings.peers.users_url, outbound.clone())
@@ -77,33 +83,41 @@ impl Application {
                 client::channel(&settings.peers.roles_url, outbound).map_err(anyhow::Error::msg)?,
             ),
         };
-        let verifier = Arc::new(JwtVerifier::new(
-            Arc::new(KeyRingSource(keys.clone())),
-            VerifierOptions {
-                issuer: tokens.issuer.clone(),
-                audience: tokens.audience.clone(),
-                leeway: Duration::from_secs(30),
-                min_refresh_interval: Duration::from_secs(1),
-                max_age: Duration::from_secs(30),
-            },
-        ));
+        // Every access token that may still be unexpired: lifetime + leeway.
+        let revoked = Arc::new(DbRevocations {
+            pool: pool.clone(),
+            window: tokens.access_ttl + chrono::Duration::seconds(60),
+        });
+        let revocations = Revocations::start(
+            revoked.clone(),
+            Duration::from_millis(REVOCATION_REFRESH_MS),
+        )
+        .await;
+        let verifier = Arc::new(
+            JwtVerifier::new(
+                Arc::new(KeyRingSource(keys.clone())),
+                VerifierOptions {
+                    issuer: tokens.issuer.clone(),
+                    audience: tokens.audience.clone(),
+                    leeway: Duration::from_secs(30),
+                    min_refresh_interval: Duration::from_secs(1),
+                    max_age: Duration::from_secs(30),
+                },
+            )
+            .with_revocations(revocations),
+        );
         let guard = guard::from_settings(&settings.peer, Some(verifier)).await?;
-        let th = &settings.throttle;
         let state = Arc::new(AuthState {
             pool,
             hasher,
             keys,
             tokens,
-            throttle: ThrottleLimits {
-                window: chrono::Duration::seconds(th.window_secs),
-                per_account: th.max_failures_per_account,
-                per_address: th.max_failures_per_address,
-            },
+            throttle: ThrottleLimits::from_config(&settings.throttle),
             peers,
         });
-        let listener = Listener::bind(&settings.server.listen).await?;
-        let routes = Routes::from(service::jwks_router(state.keys.clone()))
-            .add_service(AuthServiceServer::new(Auth(state.clone())));
+        let listener = Listener::bind(&settings.server).await?;
+        let http = service::jwks_router(state.keys.clone()).merge(revocations::router(revoked));
+        let routes = Routes::from(http).add_service(AuthServiceServer::new(Auth(state.clone())));
         let app = App::from_parts(listener, guard, routes, &["interlock.auth.v1.AuthService"]);
         Ok(Self { app, state })
     }

@@ -1,6 +1,6 @@
 //! auth's SQL: credentials, sessions and refresh-token families.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ impl Credential {
 }
 
 /// The account whose login or email is `key` (already lowercased).
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn find_by_login_or_email(pool: &PgPool, key: &str) -> sqlx::Result<Option<Credential>> {
     sqlx::query_as(
         "SELECT user_id, login, email, password_hash, status, first_name, last_name
@@ -35,7 +35,7 @@ pub async fn find_by_login_or_email(pool: &PgPool, key: &str) -> sqlx::Result<Op
 }
 
 /// Accounts that hold `login` or `email`.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn find_conflicts(
     pool: &PgPool,
     login: &str,
@@ -51,13 +51,19 @@ pub async fn find_conflicts(
     .await
 }
 
-/// Inserts a pending account. A unique violation means someone else took
-/// the login or email meanwhile.
-#[tracing::instrument(skip(pool, c), fields(db.system = "postgresql", user_id = %c.user_id))]
-pub async fn insert_pending(pool: &PgPool, c: &Credential) -> sqlx::Result<()> {
+/// Inserts a pending account, claimed by `claim` for `lease`. A unique
+/// violation means someone else took the login or email meanwhile.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql", user_id = %c.user_id))]
+pub async fn insert_pending(
+    pool: &PgPool,
+    c: &Credential,
+    claim: Uuid,
+    lease: Duration,
+) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO credentials (user_id, login, email, password_hash, status, first_name, last_name)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+        "INSERT INTO credentials (user_id, login, email, password_hash, status, first_name, last_name,
+                                  claim_token, claimed_until)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, now() + $8)",
     )
     .bind(c.user_id)
     .bind(&c.login)
@@ -65,56 +71,116 @@ pub async fn insert_pending(pool: &PgPool, c: &Credential) -> sqlx::Result<()> {
     .bind(&c.password_hash)
     .bind(&c.first_name)
     .bind(&c.last_name)
+    .bind(claim)
+    .bind(lease)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Locks a pending account for completion or compensation. `skip_locked`
-/// makes the sweeper pass over accounts a request is finishing.
-#[tracing::instrument(skip(conn), fields(db.system = "postgresql"))]
-pub async fn lock_pending(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    skip_locked: bool,
-) -> sqlx::Result<bool> {
-    let sql = if skip_locked {
-        "SELECT 1 FROM credentials WHERE user_id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED"
-    } else {
-        "SELECT 1 FROM credentials WHERE user_id = $1 AND status = 'pending' FOR UPDATE"
-    };
-    Ok(sqlx::query(sql)
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await?
-        .is_some())
+/// What claiming a pending account found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The claim is ours until the lease ends.
+    Held,
+    /// Someone else's unexpired claim holds it.
+    Taken,
+    /// It is active: registration finished.
+    Active,
+    /// It no longer exists: registration was compensated.
+    Gone,
 }
 
-#[tracing::instrument(skip(conn), fields(db.system = "postgresql"))]
-pub async fn activate(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE credentials SET status = 'active', activated_at = now() WHERE user_id = $1",
+/// Claims a pending account for `lease`, or renews our own claim. Another
+/// party's claim is only taken over once its lease has run out.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn claim_pending(
+    pool: &PgPool,
+    user_id: Uuid,
+    claim: Uuid,
+    lease: Duration,
+) -> sqlx::Result<Claim> {
+    let held = sqlx::query(
+        "UPDATE credentials SET claim_token = $2, claimed_until = now() + $3
+         WHERE user_id = $1 AND status = 'pending'
+           AND (claim_token IS NULL OR claim_token = $2 OR claimed_until < now())",
     )
     .bind(user_id)
-    .execute(conn)
+    .bind(claim)
+    .bind(lease)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1;
+    if held {
+        return Ok(Claim::Held);
+    }
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM credentials WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(match status.as_deref() {
+        None => Claim::Gone,
+        Some("active") => Claim::Active,
+        Some(_) => Claim::Taken,
+    })
+}
+
+/// Gives up our claim so that a retry need not wait for the lease.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn release_claim(pool: &PgPool, user_id: Uuid, claim: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE credentials SET claim_token = NULL, claimed_until = NULL
+         WHERE user_id = $1 AND claim_token = $2",
+    )
+    .bind(user_id)
+    .bind(claim)
+    .execute(pool)
     .await?;
     Ok(())
 }
 
-#[tracing::instrument(skip(conn), fields(db.system = "postgresql"))]
-pub async fn delete_pending(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND status = 'pending'")
-        .bind(user_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Activates a pending account if our claim still holds it. False when the
+/// claim was lost (it expired and someone else took over).
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn activate(pool: &PgPool, user_id: Uuid, claim: Uuid) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE credentials
+         SET status = 'active', activated_at = now(), claim_token = NULL, claimed_until = NULL
+         WHERE user_id = $1 AND status = 'pending' AND claim_token = $2",
+    )
+    .bind(user_id)
+    .bind(claim)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
-/// Pending accounts older than `before` (abandoned registrations).
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+/// Deletes a pending account if our claim still holds it.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn delete_pending(pool: &PgPool, user_id: Uuid, claim: Uuid) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "DELETE FROM credentials WHERE user_id = $1 AND status = 'pending' AND claim_token = $2",
+    )
+    .bind(user_id)
+    .bind(claim)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Pending accounts older than `before` that nobody is working on
+/// (abandoned registrations).
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn stale_pending(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
-        "SELECT user_id FROM credentials WHERE status = 'pending' AND created_at < $1 LIMIT 100",
+        "SELECT user_id FROM credentials
+         WHERE status = 'pending' AND created_at < $1
+           AND (claimed_until IS NULL OR claimed_until < now())
+         LIMIT 100",
     )
     .bind(before)
     .fetch_all(pool)
@@ -122,7 +188,7 @@ pub async fn stale_pending(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result
 }
 
 /// Starts a session with its first refresh token.
-#[tracing::instrument(skip(pool, refresh_hash), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn create_session(
     pool: &PgPool,
     user_id: Uuid,
@@ -185,7 +251,7 @@ struct PresentedToken {
 }
 
 /// Uses `old_hash` once and issues `new_hash` in its place, atomically.
-#[tracing::instrument(skip(pool, old_hash, new_hash), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn rotate_refresh(
     pool: &PgPool,
     old_hash: &[u8],
@@ -254,7 +320,7 @@ async fn revoke(
 }
 
 /// Ends a session (logout). Idempotent.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn revoke_session(pool: &PgPool, session_id: Uuid, reason: &str) -> sqlx::Result<bool> {
     let mut conn = pool.acquire().await?;
     revoke(&mut conn, session_id, reason, Utc::now()).await

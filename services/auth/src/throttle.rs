@@ -1,82 +1,254 @@
-//! Login throttling per account and per client address, kept in the
-//! database so that every auth replica sees the same counts.
+//! Throttling of the public bcrypt paths, kept in the database so that
+//! every auth replica sees the same counts: logins per account and per
+//! client address, registrations per client address.
+//!
+//! An attempt is *reserved* before the password is checked: one short
+//! transaction serialises the attempts on the same buckets (an advisory
+//! lock per bucket), counts the earlier ones in the window and records the
+//! new one only if every bucket is under its limit. So N concurrent guesses
+//! can never run more than the limit's worth of bcrypt. A failed login keeps
+//! its reservation as the failure record; a successful one deletes it (and
+//! the account's earlier failures); work that never ran (the server was
+//! busy) gives it back.
+//!
+//! This module must not hold a transaction beyond [`reserve`] itself.
 
 use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use uuid::Uuid;
 
-/// Limits on failed logins within a sliding window.
+/// Limits within a sliding window.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleLimits {
     pub window: Duration,
+    /// Login attempts per account (failed or in flight).
     pub per_account: i64,
+    /// Login attempts per client address (failed or in flight).
     pub per_address: i64,
+    /// Registrations per client address (every one that reached bcrypt).
+    pub registrations_per_address: i64,
 }
 
-/// `Err(retry_after)` when either the account or the address is over its
-/// limit at `now`.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
-pub async fn check(
+impl ThrottleLimits {
+    pub fn from_config(c: &crate::config::ThrottleConfig) -> Self {
+        Self {
+            window: Duration::seconds(c.window_secs),
+            per_account: c.max_failures_per_account,
+            per_address: c.max_failures_per_address,
+            registrations_per_address: c.max_registrations_per_address,
+        }
+    }
+}
+
+/// Whose account bucket a login attempt counts against.
+///
+/// A known account is keyed by its user id, so its login and its email
+/// share one bucket. An unknown (or not yet active) one is keyed by what was
+/// typed, normalised, so guesses at it are throttled exactly like guesses at
+/// a real account and the answer does not reveal which it is. The prefixes
+/// keep a typed string from ever landing in a user's bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountKey {
+    User(Uuid),
+    Unknown(String),
+}
+
+impl AccountKey {
+    /// `typed` must already be trimmed and lowercased.
+    pub fn unknown(typed: &str) -> Self {
+        Self::Unknown(typed.to_owned())
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Self::User(id) => format!("user:{id}"),
+            Self::Unknown(typed) => format!("typed:{typed}"),
+        }
+    }
+}
+
+/// Attempts recorded by [`reserve`]; they count until they expire or are
+/// released.
+#[derive(Debug)]
+pub struct Reservation {
+    ids: Vec<i64>,
+}
+
+/// Reserves one login attempt against the account and the client address.
+/// `Err(retry_after)` when either is at its limit (nothing is recorded).
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn reserve_login(
     pool: &PgPool,
     limits: &ThrottleLimits,
-    account: &str,
+    account: &AccountKey,
     address: &str,
     now: DateTime<Utc>,
-) -> sqlx::Result<Result<(), std::time::Duration>> {
-    let since = now - limits.window;
-    for (scope, key, max) in [
-        ("account", account, limits.per_account),
-        ("address", address, limits.per_address),
-    ] {
-        // The failure whose expiry brings the count back under the limit.
+) -> sqlx::Result<Result<Reservation, std::time::Duration>> {
+    let account = account.key();
+    reserve(
+        pool,
+        limits.window,
+        &[
+            ("account", &account, limits.per_account),
+            ("address", address, limits.per_address),
+        ],
+        now,
+    )
+    .await
+}
+
+/// Reserves one registration for the client address.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn reserve_registration(
+    pool: &PgPool,
+    limits: &ThrottleLimits,
+    address: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Result<Reservation, std::time::Duration>> {
+    reserve(
+        pool,
+        limits.window,
+        &[("register", address, limits.registrations_per_address)],
+        now,
+    )
+    .await
+}
+
+/// Atomically: if every `(scope, key, limit)` bucket holds fewer than
+/// `limit` attempts in the window, records one attempt in each.
+async fn reserve(
+    pool: &PgPool,
+    window: Duration,
+    buckets: &[(&str, &str, i64)],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Result<Reservation, std::time::Duration>> {
+    let since = now - window;
+    let mut tx = pool.begin().await?;
+    // Held until commit; taken in one global order so that two attempts
+    // sharing buckets cannot deadlock. Each statement below gets a fresh
+    // snapshot (READ COMMITTED), so it sees every attempt committed before
+    // the lock was granted.
+    let mut locks: Vec<i64> = buckets
+        .iter()
+        .map(|(scope, key, _)| lock_id(scope, key))
+        .collect();
+    locks.sort_unstable();
+    locks.dedup();
+    for id in locks {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut wait = std::time::Duration::ZERO;
+    for (scope, key, max) in buckets {
+        // The attempt whose expiry brings the bucket back under its limit.
         let unlock_at: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT at FROM login_failures WHERE scope = $1 AND key = $2 AND at > $3
+            "SELECT at FROM throttle_attempts WHERE scope = $1 AND key = $2 AND at > $3
              ORDER BY at DESC OFFSET $4 - 1 LIMIT 1",
         )
         .bind(scope)
         .bind(key)
         .bind(since)
         .bind(max)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(at) = unlock_at {
-            let wait = (at + limits.window - now).to_std().unwrap_or_default();
-            return Ok(Err(wait.max(std::time::Duration::from_secs(1))));
+            let until = (at + window - now).to_std().unwrap_or_default();
+            wait = wait.max(until.max(std::time::Duration::from_secs(1)));
         }
     }
-    Ok(Ok(()))
+    if !wait.is_zero() {
+        return Ok(Err(wait));
+    }
+    let (scopes, keys): (Vec<&str>, Vec<&str>) = buckets.iter().map(|(s, k, _)| (*s, *k)).unzip();
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO throttle_attempts (scope, key, at)
+         SELECT s, k, $3 FROM unnest($1::text[], $2::text[]) AS t(s, k)
+         RETURNING id",
+    )
+    .bind(&scopes)
+    .bind(&keys)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(Reservation { ids }))
 }
 
-/// Records one failed login against both the account and the address.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
-pub async fn record_failure(pool: &PgPool, account: &str, address: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO login_failures (scope, key) VALUES ('account', $1), ('address', $2)")
-        .bind(account)
-        .bind(address)
+/// The advisory-lock id of a bucket: stable across replicas and releases.
+fn lock_id(scope: &str, key: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(b"interlock.auth.throttle\0")
+        .chain_update(scope.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// Gives an attempt back: the work it was reserved for never ran.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn release(pool: &PgPool, reservation: Reservation) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM throttle_attempts WHERE id = ANY($1)")
+        .bind(&reservation.ids)
         .execute(pool)
         .await?;
     Ok(())
 }
 
-/// Forgets an account's failures after a successful login.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
-pub async fn clear_account(pool: &PgPool, account: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE scope = 'account' AND key = $1")
-        .bind(account)
-        .execute(pool)
-        .await?;
+/// After a successful login: the attempt was no failure, and the account's
+/// earlier failures are forgiven.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn login_succeeded(
+    pool: &PgPool,
+    reservation: Reservation,
+    account: &AccountKey,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM throttle_attempts
+         WHERE id = ANY($1) OR (scope = 'account' AND key = $2)",
+    )
+    .bind(&reservation.ids)
+    .bind(account.key())
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
-/// Deletes failures older than the window.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+/// Deletes attempts older than the window.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn prune(
     pool: &PgPool,
     limits: &ThrottleLimits,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    Ok(sqlx::query("DELETE FROM login_failures WHERE at <= $1")
+    Ok(sqlx::query("DELETE FROM throttle_attempts WHERE at <= $1")
         .bind(now - limits.window)
         .execute(pool)
         .await?
         .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A typed login can never fall into a user's bucket, even when it
+    /// spells that user's id.
+    #[test]
+    fn typed_strings_and_user_ids_are_separate_buckets() {
+        let id = Uuid::now_v7();
+        assert_ne!(
+            AccountKey::User(id).key(),
+            AccountKey::unknown(&id.to_string()).key()
+        );
+        assert_ne!(
+            lock_id("account", &AccountKey::User(id).key()),
+            lock_id("address", &AccountKey::User(id).key())
+        );
+    }
 }

@@ -61,6 +61,31 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A plain HTTP client for a peer's HTTP endpoints (JWKS, revoked
+/// sessions): `outbound`'s headers on every request, over the egress
+/// sidecar's Unix socket when `socket` is set.
+pub fn http_client(
+    socket: Option<&std::path::Path>,
+    timeout: Duration,
+    outbound: &Outbound,
+) -> Result<reqwest::Client, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (k, v) in outbound.headers() {
+        let name =
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+        let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| e.to_string())?;
+        headers.insert(name, value);
+    }
+    install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .default_headers(headers);
+    if let Some(path) = socket {
+        builder = builder.unix_socket(path.to_owned());
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 /// A channel with a client span per call; what generated clients wrap.
 pub type PeerChannel = InterceptedService<TracedChannel, Outbound>;
 

@@ -1,7 +1,8 @@
 //! Access-token verification (ARCHITECTURE.md section 4): ES256 only, `kid`
 //! required, issuer and audience checked, keys from a JWKS that is cached and
 //! refetched only for an unknown `kid` or when stale, at most once per
-//! `min_refresh_interval` — never per request.
+//! `min_refresh_interval` — never per request. A failed fetch counts too:
+//! while auth is down, tokens fail fast until the interval has passed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
 use uuid::Uuid;
+
+use crate::revocation::Revocations;
 
 /// The one algorithm access tokens are signed with.
 pub const ALGORITHM: Algorithm = Algorithm::ES256;
@@ -61,6 +64,10 @@ pub enum JwtError {
     Invalid(&'static str),
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// The session was ended (logout, refresh-token reuse); see
+    /// [`crate::revocation`].
+    #[error("access token's session has been revoked")]
+    Revoked,
 }
 
 /// Where the JWKS comes from: HTTP in the services, the key store in auth.
@@ -82,21 +89,7 @@ impl HttpJwks {
         timeout: Duration,
         outbound: &crate::client::Outbound,
     ) -> Result<Self, String> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (k, v) in outbound.headers() {
-            let name =
-                reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
-            let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| e.to_string())?;
-            headers.insert(name, value);
-        }
-        crate::client::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .default_headers(headers);
-        if let Some(path) = socket {
-            builder = builder.unix_socket(path.to_owned());
-        }
-        let client = builder.build().map_err(|e| e.to_string())?;
+        let client = crate::client::http_client(socket, timeout, outbound)?;
         Ok(Self {
             client,
             url: url.into(),
@@ -137,7 +130,12 @@ pub struct VerifierOptions {
 
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
+    /// When `keys` were fetched (`None`: never, so no key is known).
     fetched_at: Option<Instant>,
+    /// When the last fetch ended, whether it worked or not. The next one
+    /// waits `min_refresh_interval` from here, so while the source is down
+    /// a stream of unknown kids costs one fetch per interval, not one each.
+    attempted_at: Option<Instant>,
 }
 
 /// Verifies access tokens against a cached JWKS.
@@ -148,6 +146,7 @@ pub struct JwtVerifier {
     cache: RwLock<KeyCache>,
     // Serialises fetches so a burst of unknown kids makes one request.
     fetch_lock: Mutex<()>,
+    revocations: Option<Arc<Revocations>>,
 }
 
 impl JwtVerifier {
@@ -164,9 +163,17 @@ impl JwtVerifier {
             cache: RwLock::new(KeyCache {
                 keys: HashMap::new(),
                 fetched_at: None,
+                attempted_at: None,
             }),
             fetch_lock: Mutex::new(()),
+            revocations: None,
         }
+    }
+
+    /// Also refuses tokens of the sessions `revocations` lists.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     /// Verifies an `authorization` header value (`Bearer <jwt>`).
@@ -206,6 +213,13 @@ impl JwtVerifier {
         let claims = data.claims;
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| JwtError::Invalid("sub"))?;
         let session_id = Uuid::parse_str(&claims.sid).map_err(|_| JwtError::Invalid("sid"))?;
+        if self
+            .revocations
+            .as_ref()
+            .is_some_and(|r| r.is_revoked(&session_id))
+        {
+            return Err(JwtError::Revoked);
+        }
         Ok(VerifiedToken {
             user_id,
             session_id,
@@ -235,23 +249,31 @@ impl JwtVerifier {
         }
     }
 
-    /// Refetches the JWKS unless another fetch happened too recently.
+    /// Refetches the JWKS unless another fetch, successful or failed, ended
+    /// less than `min_refresh_interval` ago. Callers that queued behind a
+    /// fetch take its outcome instead of fetching again.
     async fn refresh(&self) {
         let _one_at_a_time = self.fetch_lock.lock().await;
-        if let Some(at) = self.cache.read().await.fetched_at
+        if let Some(at) = self.cache.read().await.attempted_at
             && at.elapsed() < self.options.min_refresh_interval
         {
             return;
         }
-        match self.source.fetch().await {
+        let fetched = self.source.fetch().await;
+        let mut cache = self.cache.write().await;
+        let now = Instant::now();
+        cache.attempted_at = Some(now);
+        match fetched {
             Ok(set) => {
-                let keys = decoding_keys(&set);
-                tracing::debug!(keys = keys.len(), "JWKS refreshed");
-                let mut cache = self.cache.write().await;
-                cache.keys = keys;
-                cache.fetched_at = Some(Instant::now());
+                cache.keys = decoding_keys(&set);
+                cache.fetched_at = Some(now);
+                tracing::debug!(keys = cache.keys.len(), "JWKS refreshed");
             }
-            Err(error) => tracing::warn!(%error, "JWKS fetch failed; keeping cached keys"),
+            Err(error) => tracing::warn!(
+                %error,
+                retry_after = ?self.options.min_refresh_interval,
+                "JWKS fetch failed; keeping cached keys"
+            ),
         }
     }
 }
@@ -269,4 +291,154 @@ fn decoding_keys(set: &JwkSet) -> HashMap<String, DecodingKey> {
             DecodingKey::from_jwk(jwk).ok().map(|k| (kid, k))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    /// Counts fetches; the first `good` return an empty set, the rest fail.
+    struct CountingSource {
+        fetches: AtomicUsize,
+        good: usize,
+    }
+
+    impl CountingSource {
+        fn new(good: usize) -> Arc<Self> {
+            Arc::new(Self {
+                fetches: AtomicUsize::new(0),
+                good,
+            })
+        }
+
+        fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl JwksSource for CountingSource {
+        async fn fetch(&self) -> Result<JwkSet, String> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst);
+            // Let the other verifies pile up behind this fetch.
+            tokio::task::yield_now().await;
+            if n < self.good {
+                Ok(JwkSet { keys: Vec::new() })
+            } else {
+                Err("connection refused".into())
+            }
+        }
+    }
+
+    fn verifier(source: Arc<CountingSource>, min_refresh_interval: Duration) -> Arc<JwtVerifier> {
+        Arc::new(JwtVerifier::new(
+            source,
+            VerifierOptions {
+                issuer: "interlock-auth".into(),
+                audience: "interlock".into(),
+                leeway: Duration::from_secs(30),
+                min_refresh_interval,
+                max_age: Duration::from_secs(300),
+            },
+        ))
+    }
+
+    /// An ES256 token shape with a fresh random `kid`; the key lookup
+    /// happens before the signature is looked at.
+    fn token_with_random_kid() -> String {
+        let header = serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": Uuid::new_v4() });
+        let part = |v: &[u8]| URL_SAFE_NO_PAD.encode(v);
+        format!(
+            "{}.{}.{}",
+            part(header.to_string().as_bytes()),
+            part(b"{}"),
+            part(b"sig")
+        )
+    }
+
+    async fn verify_concurrently(verifier: &Arc<JwtVerifier>, n: usize) -> Vec<JwtError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let verifier = Arc::clone(verifier);
+            tasks.spawn(async move { verifier.verify(&token_with_random_kid()).await });
+        }
+        let mut errors = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            errors.push(result.expect("verify task").expect_err("no key can match"));
+        }
+        errors
+    }
+
+    /// During an auth outage, 20 concurrent tokens with unknown kids make one
+    /// JWKS fetch, not 20, and all fail as "keys unavailable".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn failed_jwks_fetch_is_not_repeated_within_the_refresh_interval() {
+        let source = CountingSource::new(0);
+        let verifier = verifier(Arc::clone(&source), Duration::from_secs(60));
+        let errors = verify_concurrently(&verifier, 20).await;
+        assert_eq!(source.fetches(), 1);
+        assert!(
+            errors.iter().all(|e| *e == JwtError::KeysUnavailable),
+            "{errors:?}"
+        );
+        verifier.verify(&token_with_random_kid()).await.unwrap_err();
+        assert_eq!(source.fetches(), 1, "still inside the interval");
+    }
+
+    /// Moves the last fetch `by` into the past, as if that much time had
+    /// gone by.
+    async fn let_time_pass(verifier: &JwtVerifier, by: Duration) {
+        let mut cache = verifier.cache.write().await;
+        let back = |t: Instant| {
+            t.checked_sub(by)
+                .expect("the clock started long enough ago")
+        };
+        cache.attempted_at = cache.attempted_at.map(back);
+        cache.fetched_at = cache.fetched_at.map(back);
+    }
+
+    /// With keys from an earlier fetch, a failed refresh leaves unknown kids
+    /// refused as unknown, again after a single fetch per interval.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn failed_refresh_after_a_good_fetch_refuses_unknown_kids_with_one_fetch() {
+        let interval = Duration::from_secs(60);
+        let source = CountingSource::new(1);
+        let verifier = verifier(Arc::clone(&source), interval);
+        assert_eq!(
+            verifier.verify(&token_with_random_kid()).await,
+            Err(JwtError::UnknownKey)
+        );
+        assert_eq!(source.fetches(), 1);
+        let_time_pass(&verifier, interval).await;
+        let errors = verify_concurrently(&verifier, 20).await;
+        assert_eq!(source.fetches(), 2, "one failed refresh");
+        assert!(
+            errors.iter().all(|e| *e == JwtError::UnknownKey),
+            "{errors:?}"
+        );
+    }
+
+    /// The backoff ends: once the interval has passed since a failed fetch,
+    /// the next unknown kid fetches again.
+    #[tokio::test]
+    async fn failed_jwks_fetch_is_retried_after_the_interval() {
+        let interval = Duration::from_secs(60);
+        let source = CountingSource::new(0);
+        let verifier = verifier(Arc::clone(&source), interval);
+        for _ in 0..3 {
+            verifier.verify(&token_with_random_kid()).await.unwrap_err();
+        }
+        assert_eq!(source.fetches(), 1);
+        let_time_pass(&verifier, interval).await;
+        assert_eq!(
+            verifier.verify(&token_with_random_kid()).await,
+            Err(JwtError::KeysUnavailable)
+        );
+        assert_eq!(source.fetches(), 2);
+    }
 }

@@ -11,7 +11,8 @@
 //! - [`policy`]: the call policy (`policy/policy.toml`), embedded at build.
 //! - [`peer`]: the peer check — `x-forwarded-client-cert` parsed, verified
 //!   against the SPIFFE trust bundle, matched against the policy.
-//! - [`jwt`]: access-token verification with a cached JWKS.
+//! - [`jwt`]: access-token verification with a cached JWKS, and
+//!   [`revocation`]: the revoked sessions it refuses.
 //! - [`guard`]: the tower layer that applies [`peer`] and [`jwt`] to every
 //!   request before any handler runs, and [`context`]: what it hands on.
 //! - [`server`]: the gRPC server (health, reflection, graceful shutdown).
@@ -28,6 +29,7 @@ pub mod jwt;
 pub mod page;
 pub mod peer;
 pub mod policy;
+pub mod revocation;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -243,7 +243,7 @@ mod tests {
         let get_roles = p
             .route("/interlock.roles.v1.RolesInternal/GetRoles")
             .unwrap();
-        assert!(get_roles.allows("users") && get_roles.allows("auth"));
+        assert!(get_roles.allows("users") && !get_roles.allows("auth"));
         assert!(!get_roles.allows("edge") && !get_roles.allows("sender"));
         assert!(!get_roles.requires_user);
 
@@ -268,6 +268,80 @@ mod tests {
 
         let jwks = p.route("/.well-known/jwks.json").unwrap();
         assert!(jwks.allows("edge") && jwks.allows("sender"));
+    }
+
+    /// Internal APIs are granted per method, only to the modules whose code
+    /// makes the call: users only GetRoles, auth only the registration
+    /// saga's calls, notifications nothing of roles and only the read-only
+    /// user lookups the design grants it; of the notifications methods,
+    /// users and roles keep only Create (ARCHITECTURE.md section 3).
+    #[test]
+    fn internal_grants_are_per_method_and_only_what_the_code_calls() {
+        let p = Policy::embedded();
+        let callers = |path: &str| -> Vec<String> {
+            let mut v = p
+                .route(path)
+                .map(|r| r.callers.to_vec())
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        let roles = "/interlock.roles.v1.RolesInternal";
+        let users = "/interlock.users.v1.UsersInternal";
+        let notes = "/interlock.notifications.v1.NotificationsInternal";
+        assert_eq!(callers(&format!("{roles}/GetRoles")), ["users"]);
+        assert_eq!(callers(&format!("{roles}/AssignDefaultRoles")), ["auth"]);
+        assert_eq!(callers(&format!("{roles}/RemoveUser")), ["auth"]);
+        assert_eq!(callers(&format!("{users}/CreateUser")), ["auth"]);
+        assert_eq!(callers(&format!("{users}/DeleteUser")), ["auth"]);
+        // The design's read-only grant (docs/security.md).
+        for lookup in ["GetUser", "BatchGetUsers"] {
+            assert_eq!(callers(&format!("{users}/{lookup}")), ["notifications"]);
+        }
+        assert_eq!(
+            callers(&format!("{notes}/Create")),
+            ["auth", "roles", "users"]
+        );
+        assert_eq!(
+            callers(&format!("{notes}/GetDeliveryReport")),
+            ["auth", "sender"]
+        );
+
+        // Every internal method each workload may call, across all services.
+        let reachable = |who: &str| -> Vec<String> {
+            let mut v: Vec<String> = p
+                .services()
+                .filter(|r| r.exposure == Exposure::Internal)
+                .flat_map(|r| {
+                    assert!(r.callers.is_empty(), "{}: grant per method", r.name);
+                    r.methods
+                        .iter()
+                        .filter(|(_, c)| c.iter().any(|c| c == who))
+                        .map(|(m, _)| format!("{}/{m}", r.name))
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            reachable("notifications"),
+            [
+                "interlock.users.v1.UsersInternal/BatchGetUsers",
+                "interlock.users.v1.UsersInternal/GetUser"
+            ],
+            "notifications: no roles at all, users read-only"
+        );
+        assert_eq!(
+            reachable("users"),
+            [
+                "interlock.notifications.v1.NotificationsInternal/Create",
+                "interlock.roles.v1.RolesInternal/GetRoles"
+            ]
+        );
+        assert_eq!(
+            reachable("roles"),
+            ["interlock.notifications.v1.NotificationsInternal/Create"]
+        );
     }
 
     /// Unknown services and methods have no route, so they are denied.

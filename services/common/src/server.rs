@@ -20,14 +20,26 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A bound listener: TCP (tests, containers) or a Unix socket (local mesh).
 pub enum Listener {
     Tcp(TcpListener),
-    Unix(UnixListener, std::path::PathBuf),
+    /// Accepts only peers whose Unix user is in `peer_uids` (SO_PEERCRED).
+    Unix {
+        listener: UnixListener,
+        path: std::path::PathBuf,
+        peer_uids: Vec<u32>,
+    },
 }
 
 impl Listener {
-    /// Binds `addr`; a stale socket file from an earlier run is replaced.
-    pub async fn bind(addr: &crate::settings::ListenAddr) -> anyhow::Result<Self> {
+    /// Binds `server.listen`; a stale socket file from an earlier run is
+    /// replaced.
+    ///
+    /// On a Unix socket only the users in `server.unix_peer_uids` may
+    /// connect; by default the socket's owner (the service's own user, which
+    /// its sidecar shares) and root. The `x-forwarded-client-cert` the
+    /// service trusts can then only come from its own sidecar: another local
+    /// user holding a genuine (public) SVID certificate cannot present it.
+    pub async fn bind(server: &crate::settings::ServerSettings) -> anyhow::Result<Self> {
         use crate::settings::ListenAddr;
-        match addr {
+        match &server.listen {
             ListenAddr::Tcp(a) => Ok(Self::Tcp(
                 TcpListener::bind(a)
                     .await
@@ -37,9 +49,20 @@ impl Listener {
                 if path.exists() {
                     std::fs::remove_file(path)?;
                 }
-                let l = UnixListener::bind(path)
+                let listener = UnixListener::bind(path)
                     .map_err(|e| anyhow::anyhow!("binding {}: {e}", path.display()))?;
-                Ok(Self::Unix(l, path.clone()))
+                let peer_uids = match &server.unix_peer_uids {
+                    Some(uids) => uids.clone(),
+                    None => {
+                        use std::os::unix::fs::MetadataExt;
+                        vec![std::fs::metadata(path)?.uid(), 0]
+                    }
+                };
+                Ok(Self::Unix {
+                    listener,
+                    path: path.clone(),
+                    peer_uids,
+                })
             }
         }
     }
@@ -48,7 +71,7 @@ impl Listener {
     pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
         match self {
             Self::Tcp(l) => l.local_addr().ok(),
-            Self::Unix(..) => None,
+            Self::Unix { .. } => None,
         }
     }
 
@@ -56,7 +79,7 @@ impl Listener {
     pub fn describe(&self) -> String {
         match self {
             Self::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            Self::Unix(_, p) => format!("unix:{}", p.display()),
+            Self::Unix { path, .. } => format!("unix:{}", path.display()),
         }
     }
 }
@@ -117,10 +140,38 @@ pub async fn serve(
                 .serve_with_incoming_shutdown(TcpListenerStream::new(l), drain)
                 .await
         }
-        Listener::Unix(l, _) => {
-            router
-                .serve_with_incoming_shutdown(UnixListenerStream::new(l), drain)
-                .await
+        Listener::Unix {
+            listener,
+            peer_uids,
+            ..
+        } => {
+            let allowed = move |conn: &std::io::Result<tokio::net::UnixStream>| match conn {
+                Ok(stream) => peer_allowed(stream, &peer_uids),
+                Err(_) => true,
+            };
+            let incoming =
+                tokio_stream::StreamExt::filter(UnixListenerStream::new(listener), allowed);
+            router.serve_with_incoming_shutdown(incoming, drain).await
+        }
+    }
+}
+
+/// Whether a Unix-socket peer may talk to the service; refused connections
+/// are closed before a byte is read.
+fn peer_allowed(stream: &tokio::net::UnixStream, uids: &[u32]) -> bool {
+    match stream.peer_cred() {
+        Ok(cred) if uids.contains(&cred.uid()) => true,
+        Ok(cred) => {
+            tracing::warn!(
+                uid = cred.uid(),
+                pid = cred.pid(),
+                "connection refused: not this service's sidecar user"
+            );
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, "connection refused: peer credentials unavailable");
+            false
         }
     }
 }
@@ -244,7 +295,7 @@ impl Base {
     ) -> anyhow::Result<Self> {
         let pool = crate::db::connect(database, migrator).await?;
         let guard = crate::guard::from_settings(peer, jwt).await?;
-        let listener = Listener::bind(&server.listen).await?;
+        let listener = Listener::bind(server).await?;
         Ok(Self {
             pool,
             guard,

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::jwt::{HttpJwks, JwtVerifier, VerifierOptions};
 use crate::peer::{PemFileBundle, TrustBundle, WorkloadApiBundle};
+use crate::revocation::{HttpRevocations, Revocations};
 
 /// Loads `T` for `service` (e.g. `"auth"`).
 pub fn load<T: DeserializeOwned>(service: &str) -> anyhow::Result<T> {
@@ -57,6 +58,11 @@ pub struct ServerSettings {
     /// socket in a directory only the workload's user can open, so only its
     /// own sidecar can reach the service.
     pub listen: ListenAddr,
+    /// On a Unix socket, the Unix users that may connect (SO_PEERCRED).
+    /// Default: the socket's owner (the service's user, shared with its
+    /// sidecar) and root.
+    #[serde(default)]
+    pub unix_peer_uids: Option<Vec<u32>>,
 }
 
 /// Where a service listens.
@@ -141,6 +147,18 @@ pub struct JwtSettings {
     pub min_refresh_secs: u64,
     #[serde(default = "default_max_age")]
     pub max_age_secs: u64,
+    /// auth's revoked sessions (same socket as the JWKS); by default
+    /// [`crate::revocation::REVOKED_SESSIONS_PATH`] on the JWKS URL's origin.
+    #[serde(default)]
+    pub revoked_sessions_url: Option<String>,
+    /// How often the revoked sessions are refetched: the longest a revoked
+    /// session's access token is still accepted (plus one fetch).
+    #[serde(default = "default_revocation_refresh")]
+    pub revocation_refresh_ms: u64,
+}
+
+fn default_revocation_refresh() -> u64 {
+    2000
 }
 
 /// The `iss` auth writes and services expect by default.
@@ -176,6 +194,33 @@ impl JwtSettings {
         if self.audience.is_empty() {
             problems.push("jwt.audience: must not be empty".into());
         }
+        if let Some(url) = &self.revoked_sessions_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push("jwt.revoked_sessions_url: must be an http(s) URL".into());
+        }
+        if !(100..=60_000).contains(&self.revocation_refresh_ms) {
+            problems.push("jwt.revocation_refresh_ms: must be within 100..=60000".into());
+        }
+    }
+
+    /// Where the revoked sessions are fetched from.
+    pub fn revoked_sessions_url(&self) -> String {
+        if let Some(url) = &self.revoked_sessions_url {
+            return url.clone();
+        }
+        // scheme://authority of the JWKS URL, checked to be http(s).
+        let origin_end = self
+            .jwks_url
+            .find("://")
+            .map(|i| i + 3)
+            .and_then(|start| self.jwks_url[start..].find('/').map(|j| start + j))
+            .unwrap_or(self.jwks_url.len());
+        format!(
+            "{}{}",
+            &self.jwks_url[..origin_end],
+            crate::revocation::REVOKED_SESSIONS_PATH
+        )
     }
 
     pub fn verifier_options(&self) -> VerifierOptions {
@@ -188,19 +233,28 @@ impl JwtSettings {
         }
     }
 
-    /// A verifier that fetches the JWKS over HTTP (with `outbound`'s headers).
-    pub fn verifier(&self, outbound: &crate::client::Outbound) -> anyhow::Result<Arc<JwtVerifier>> {
-        let source = HttpJwks::new(
-            &self.jwks_url,
-            self.jwks_socket.as_deref(),
-            Duration::from_secs(5),
-            outbound,
+    /// A verifier that fetches the JWKS and the revoked sessions over HTTP
+    /// (with `outbound`'s headers); the revoked sessions are refreshed in
+    /// the background from now on.
+    pub async fn verifier(
+        &self,
+        outbound: &crate::client::Outbound,
+    ) -> anyhow::Result<Arc<JwtVerifier>> {
+        let socket = self.jwks_socket.as_deref();
+        let timeout = Duration::from_secs(5);
+        let source =
+            HttpJwks::new(&self.jwks_url, socket, timeout, outbound).map_err(anyhow::Error::msg)?;
+        let revoked = HttpRevocations::new(self.revoked_sessions_url(), socket, timeout, outbound)
+            .map_err(anyhow::Error::msg)?;
+        let revocations = Revocations::start(
+            Arc::new(revoked),
+            Duration::from_millis(self.revocation_refresh_ms),
         )
-        .map_err(anyhow::Error::msg)?;
-        Ok(Arc::new(JwtVerifier::new(
-            Arc::new(source),
-            self.verifier_options(),
-        )))
+        .await;
+        Ok(Arc::new(
+            JwtVerifier::new(Arc::new(source), self.verifier_options())
+                .with_revocations(revocations),
+        ))
     }
 }
 
@@ -214,5 +268,31 @@ pub fn check_url(field: &str, url: &str, problems: &mut Vec<String>) {
             .is_some_and(|p| p.starts_with('/'));
     if !ok {
         problems.push(format!("{field}: must be an http(s) URL or unix:/path"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(url: &str) -> JwtSettings {
+        toml::from_str(&format!("jwks_url = \"{url}\"")).expect("jwt settings")
+    }
+
+    /// Without an explicit URL the revoked sessions come from the JWKS
+    /// URL's origin, so one setting points a service at auth.
+    #[test]
+    fn revoked_sessions_default_to_the_jwks_origin() {
+        assert_eq!(
+            jwt("http://auth/.well-known/jwks.json").revoked_sessions_url(),
+            "http://auth/internal/revoked-sessions"
+        );
+        assert_eq!(
+            jwt("http://127.0.0.1:7000").revoked_sessions_url(),
+            "http://127.0.0.1:7000/internal/revoked-sessions"
+        );
+        let mut explicit = jwt("http://auth/.well-known/jwks.json");
+        explicit.revoked_sessions_url = Some("http://other/x".into());
+        assert_eq!(explicit.revoked_sessions_url(), "http://other/x");
     }
 }

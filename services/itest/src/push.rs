@@ -112,6 +112,7 @@ pub async fn start_sender(
     let settings = interlock_sender::Settings {
         server: ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)).into(),
+            unix_peer_uids: None,
         },
         peer: PeerSettings {
             workload_api_socket: None,

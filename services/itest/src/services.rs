@@ -58,6 +58,22 @@ impl Caller {
         self
     }
 
+    /// Opens a client to a service's Unix socket for this caller.
+    pub fn to_unix(&self, path: &std::path::Path) -> Client {
+        let path = path.to_owned();
+        let channel = Endpoint::from_static("http://localhost").connect_with_connector_lazy(
+            tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    tokio::net::UnixStream::connect(path)
+                        .await
+                        .map(hyper_util::rt::TokioIo::new)
+                }
+            }),
+        );
+        InterceptedService::new(channel, self.clone())
+    }
+
     /// Opens a client to `addr` for this caller.
     pub fn to(&self, addr: SocketAddr) -> Client {
         let channel = Endpoint::from_shared(format!("http://{addr}"))
@@ -112,12 +128,16 @@ fn jwt_settings(jwks_url: &str) -> JwtSettings {
         leeway_secs: 0,
         min_refresh_secs: 1,
         max_age_secs: 300,
+        revoked_sessions_url: None,
+        // Fast, so a test sees a revocation quickly.
+        revocation_refresh_ms: 100,
     }
 }
 
 fn listen(port: u16) -> ServerSettings {
     ServerSettings {
         listen: SocketAddr::from(([127, 0, 0, 1], port)).into(),
+        unix_peer_uids: None,
     }
 }
 
@@ -143,9 +163,27 @@ where
 }
 
 pub async fn spawn_roles(pki: &Pki, jwks_url: &str) -> (SocketAddr, TestDb) {
+    let (app, db) = build_roles(pki, jwks_url, listen(0)).await;
+    let addr = app.local_addr().expect("tests listen on TCP");
+    spawn(app.run(std::future::pending()));
+    (addr, db)
+}
+
+/// roles listening where `server` says (e.g. a Unix socket), running.
+pub async fn spawn_roles_on(pki: &Pki, jwks_url: &str, server: ServerSettings) -> TestDb {
+    let (app, db) = build_roles(pki, jwks_url, server).await;
+    spawn(app.run(std::future::pending()));
+    db
+}
+
+async fn build_roles(
+    pki: &Pki,
+    jwks_url: &str,
+    server: ServerSettings,
+) -> (interlock_common::server::App, TestDb) {
     let db = pg::create("roles").await;
     let settings = interlock_roles::Settings {
-        server: listen(0),
+        server,
         database: DatabaseSettings::from_url(db.url.clone()),
         peer: peer_settings(pki),
         jwt: jwt_settings(jwks_url),
@@ -155,9 +193,7 @@ pub async fn spawn_roles(pki: &Pki, jwks_url: &str) -> (SocketAddr, TestDb) {
     let app = interlock_roles::Application::build_with(settings, outbound(pki, "roles"))
         .await
         .expect("roles builds");
-    let addr = app.local_addr().expect("tests listen on TCP");
-    spawn(app.run(std::future::pending()));
-    (addr, db)
+    (app, db)
 }
 
 pub async fn spawn_users(pki: &Pki, jwks_url: &str, roles: SocketAddr) -> (SocketAddr, TestDb) {

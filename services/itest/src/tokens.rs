@@ -1,5 +1,6 @@
-//! A test token issuer: an ES256 key generated at test time, its JWKS
-//! served over HTTP on 127.0.0.1:0, and tokens good and bad.
+//! A test token issuer: an ES256 key generated at test time, its JWKS and
+//! its revoked sessions served over HTTP on 127.0.0.1:0 (the two documents
+//! auth serves), and tokens good and bad.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,6 +8,9 @@ use interlock_common::jwt::AccessClaims;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::EncodePrivateKey;
+use std::sync::{Arc, Mutex};
+
+use interlock_common::revocation::{REVOKED_SESSIONS_PATH, RevokedSessions};
 use uuid::Uuid;
 
 pub const ISSUER: &str = "interlock-auth";
@@ -19,6 +23,7 @@ pub struct TokenIssuer {
     stray: EncodingKey,
     jwk: Jwk,
     pub jwks_url: String,
+    revoked: Arc<Mutex<Vec<Uuid>>>,
 }
 
 fn new_key() -> EncodingKey {
@@ -36,13 +41,23 @@ impl TokenIssuer {
         let set = JwkSet {
             keys: vec![jwk.clone()],
         };
-        let app = axum::Router::new().route(
-            "/.well-known/jwks.json",
-            axum::routing::get(move || {
-                let set = set.clone();
-                async move { axum::Json(set) }
-            }),
-        );
+        let revoked: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+        let listed = revoked.clone();
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/jwks.json",
+                axum::routing::get(move || {
+                    let set = set.clone();
+                    async move { axum::Json(set) }
+                }),
+            )
+            .route(
+                REVOKED_SESSIONS_PATH,
+                axum::routing::get(move || {
+                    let revoked = listed.lock().expect("revoked").clone();
+                    async move { axum::Json(RevokedSessions { revoked }) }
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -54,7 +69,13 @@ impl TokenIssuer {
             stray: new_key(),
             jwk,
             jwks_url: format!("http://{addr}/.well-known/jwks.json"),
+            revoked,
         }
+    }
+
+    /// Lists `session` as revoked, as auth does after Logout.
+    pub fn revoke(&self, session: Uuid) {
+        self.revoked.lock().expect("revoked").push(session);
     }
 
     pub fn claims(&self, user_id: Uuid, exp_in_secs: i64) -> AccessClaims {

@@ -266,7 +266,9 @@ pub fn project(mesh: &Mesh) -> Value {
         "image": ENVOY_IMAGE,
         "labels": label("edge"),
         "command": ["envoy", "-c", "/etc/envoy/envoy.json", "--disable-hot-restart", "--log-level", "warn"],
-        "ports": [format!("{EDGE_HOST_PORT}:{}", mesh.topology.edge.port)],
+        // Published on the host's loopback only; a user who wants the edge
+        // reachable from elsewhere changes this deliberately.
+        "ports": [format!("127.0.0.1:{EDGE_HOST_PORT}:{}", mesh.topology.edge.port)],
         "volumes": ["./deploy/compose/envoy/edge.json:/etc/envoy/envoy.json:ro", spire_socket.clone()],
         "secrets": [
             { "source": "edge_tls_cert", "target": "/etc/interlock/edge/server.pem" },
@@ -288,7 +290,8 @@ pub fn project(mesh: &Mesh) -> Value {
         "jaeger".into(),
         json!({
             "image": JAEGER_IMAGE,
-            "ports": [format!("{JAEGER_UI_HOST_PORT}:16686")]
+            // Traces name users and calls: loopback only.
+            "ports": [format!("127.0.0.1:{JAEGER_UI_HOST_PORT}:16686")]
         }),
     );
     services.insert("fcm-local".into(), json!({

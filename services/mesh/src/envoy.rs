@@ -116,7 +116,13 @@ fn common_tls(mesh: &Mesh, own_id: &str, peers: &[String]) -> Value {
             "default_validation_context": { "match_typed_subject_alt_names": sans },
             "validation_context_sds_secret_config": sds(&mesh.trust_domain_id())
         },
-        "alpn_protocols": ["h2"]
+        "alpn_protocols": ["h2"],
+        // Both ends are Envoy: TLS 1.3 only. (An Envoy client's maximum is
+        // 1.2 unless raised, so both bounds are set.)
+        "tls_params": {
+            "tls_minimum_protocol_version": "TLSv1_3",
+            "tls_maximum_protocol_version": "TLSv1_3"
+        }
     })
 }
 
@@ -202,8 +208,12 @@ fn grpc_refusal(code: u32, message: &str) -> Value {
     })
 }
 
-fn admin(port: u16) -> Value {
-    json!({ "address": tcp(port) })
+/// Envoy's admin API on a Unix socket only its own user (and root) can
+/// open: admin can stop Envoy or raise its log level, so no other local
+/// user, not even the service sharing the workload's directory or network
+/// namespace, may reach it.
+fn admin(socket: &Path) -> Value {
+    json!({ "address": { "pipe": { "path": socket, "mode": 0o600 } } })
 }
 
 /// The sidecar of `workload`: inbound mTLS listener with RBAC from the
@@ -315,7 +325,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
     };
     json!({
         "node": { "id": format!("{workload}-sidecar"), "cluster": workload },
-        "admin": admin(w.admin_port),
+        "admin": admin(&mesh.admin_socket(workload)),
         "static_resources": {
             "clusters": clusters,
             "listeners": listeners
@@ -333,14 +343,14 @@ pub fn forwarder(
     identity: &str,
     target: &str,
     listen_port: u16,
-    admin_port: u16,
+    admin_socket: &Path,
 ) -> Value {
     let route =
         json!({ "match": { "prefix": "/" }, "route": { "cluster": sidecar_cluster(target) } });
     json!({
         // SDS needs a node identity.
         "node": { "id": name, "cluster": name },
-        "admin": admin(admin_port),
+        "admin": admin(admin_socket),
         "static_resources": {
             "clusters": [
                 static_cluster(SDS_CLUSTER, pipe(&mesh.agent_socket())),
@@ -353,6 +363,156 @@ pub fn forwarder(
             }]
         }
     })
+}
+
+/// Per-connection read/write buffers at the edge (Envoy's edge guidance):
+/// a slow or hostile client cannot make Envoy hold more than this per
+/// connection before flow control pushes back.
+const BUFFER_LIMIT_BYTES: u32 = 32 * 1024;
+
+/// TLS 1.2 suites the edge offers (forward secret AEAD only); TLS 1.3
+/// suites are fixed by BoringSSL and all acceptable.
+const EDGE_TLS12_CIPHERS: &[&str] = &[
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+];
+
+/// Envoy's edge best practices for the client-facing connection manager:
+/// deadlines on headers, idle streams and whole requests, bounded HTTP/2
+/// windows and streams, no header names with underscores, normalised
+/// paths. Clients cannot smuggle an XFCC in; the client address is
+/// reported to services for throttling.
+fn edge_connection_manager() -> Value {
+    json!({
+        "forward_client_cert_details": "SANITIZE",
+        "use_remote_address": true,
+        "tracing": tracing("edge"),
+        "request_headers_timeout": "10s",
+        "stream_idle_timeout": "60s",
+        "request_timeout": "60s",
+        "max_request_headers_kb": 16,
+        "normalize_path": true,
+        "merge_slashes": true,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "common_http_protocol_options": {
+            "idle_timeout": "900s",
+            "headers_with_underscores_action": "REJECT_REQUEST"
+        },
+        "http2_protocol_options": {
+            "max_concurrent_streams": 100,
+            "initial_stream_window_size": 65536,
+            "initial_connection_window_size": 1048576
+        }
+    })
+}
+
+/// Sheds load before Envoy runs out of memory or connections: stops
+/// accepting requests near the heap limit and caps open connections.
+fn overload_manager(mesh: &Mesh) -> Value {
+    const HEAP: &str = "envoy.resource_monitors.fixed_heap";
+    json!({
+        "refresh_interval": "0.25s",
+        "resource_monitors": [
+            {
+                "name": HEAP,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig",
+                    "max_heap_size_bytes": 256u64 * 1024 * 1024
+                }
+            },
+            {
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": mesh.topology.edge.max_connections
+                }
+            }
+        ],
+        "actions": [
+            { "name": "envoy.overload_actions.shrink_heap",
+              "triggers": [{ "name": HEAP, "threshold": { "value": 0.95 } }] },
+            { "name": "envoy.overload_actions.stop_accepting_requests",
+              "triggers": [{ "name": HEAP, "threshold": { "value": 0.98 } }] }
+        ]
+    })
+}
+
+/// The local rate-limit filter; each route that limits configures it.
+fn local_rate_limit() -> Value {
+    json!({
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "edge_rate_limit"
+        }
+    })
+}
+
+/// One route for every method that needs no token, to its service, with
+/// a token bucket per client address (`remote_address` is the TCP peer:
+/// the edge trusts no forwarded-for header). Over the limit a gRPC client
+/// gets RESOURCE_EXHAUSTED.
+fn public_method_routes(mesh: &Mesh) -> Vec<Value> {
+    let edge = &mesh.topology.edge;
+    let bucket = |tokens: u32, per_fill: u32| json!({ "max_tokens": tokens, "tokens_per_fill": per_fill, "fill_interval": "1s" });
+    let always = |key: &str| json!({ "runtime_key": key, "default_value": { "numerator": 100, "denominator": "HUNDRED" } });
+    let limit = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix": "public_methods",
+        // Above every client's own bucket: only the per-address one binds.
+        "token_bucket": bucket(edge.public_burst * 1000, edge.public_per_sec * 1000),
+        "filter_enabled": always("edge_rate_limit_enabled"),
+        "filter_enforced": always("edge_rate_limit_enforced"),
+        "rate_limited_as_resource_exhausted": true,
+        // One bucket per client address, least recently used ones evicted.
+        "max_dynamic_descriptors": 10000,
+        "descriptors": [{
+            "entries": [{ "key": "remote_address" }],
+            "token_bucket": bucket(edge.public_burst, edge.public_per_sec)
+        }],
+        "rate_limits": [{ "actions": [{ "remote_address": {} }] }]
+    });
+    let externals = mesh.external_services();
+    let module_of = |path: &str| {
+        externals
+            .iter()
+            .find(|(service, _)| path.starts_with(&format!("/{service}/")))
+            .map(|(_, module)| module.clone())
+    };
+    let mut by_module: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for path in mesh.public_methods() {
+        if let Some(module) = module_of(&path) {
+            by_module.entry(module).or_default().push(path);
+        }
+    }
+    by_module
+        .into_iter()
+        .map(|(module, paths)| {
+            let alternatives: Vec<String> = paths.iter().map(|p| regex_escape(p)).collect();
+            json!({
+                "match": { "safe_regex": { "regex": format!("^({})$", alternatives.join("|")) } },
+                "route": { "cluster": sidecar_cluster(&module), "timeout": "30s" },
+                "typed_per_filter_config": { "envoy.filters.http.local_ratelimit": limit.clone() }
+            })
+        })
+        .collect()
+}
+
+/// `s` as a literal in an RE2 pattern.
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
 }
 
 /// The edge: TLS for clients, JWT verification with auth's JWKS, routes to
@@ -370,14 +530,16 @@ pub fn edge(mesh: &Mesh) -> Value {
     ];
     clusters.extend(modules.iter().map(|m| peer_cluster(mesh, &edge_id, m)));
 
-    let mut routes: Vec<Value> = externals
-        .iter()
-        .map(|(service, module)| {
-            json!({ "match": { "prefix": format!("/{service}/") }, "route": { "cluster": sidecar_cluster(module), "timeout": "30s" } })
-        })
-        .collect();
+    // The methods that need no token are reachable by anyone, and the
+    // bcrypt ones are costly: they get their own route with a token bucket
+    // per client address, ahead of their service's route.
+    let mut routes: Vec<Value> = public_method_routes(mesh);
+    routes.extend(externals.iter().map(|(service, module)| {
+        json!({ "match": { "prefix": format!("/{service}/") }, "route": { "cluster": sidecar_cluster(module), "timeout": "30s" } })
+    }));
+    // Reflection is unauthenticated: bounded like everything else.
     routes.extend(REFLECTION_PREFIXES.iter().map(|p| {
-        json!({ "match": { "prefix": p }, "route": { "cluster": sidecar_cluster(REFLECTION_MODULE), "timeout": "0s" } })
+        json!({ "match": { "prefix": p }, "route": { "cluster": sidecar_cluster(REFLECTION_MODULE), "timeout": "30s" } })
     }));
     routes.push(grpc_refusal(12, "this service is not routed by the edge"));
 
@@ -418,15 +580,23 @@ pub fn edge(mesh: &Mesh) -> Value {
         }
     });
     let tls_dir = mesh.edge_dir();
+    for c in &mut clusters {
+        c["per_connection_buffer_limit_bytes"] = json!(BUFFER_LIMIT_BYTES);
+    }
     json!({
         "node": { "id": "edge", "cluster": "edge" },
-        "admin": admin(mesh.topology.edge.admin_port),
+        "admin": admin(&mesh.admin_socket("edge")),
+        "overload_manager": overload_manager(mesh),
         "static_resources": {
             "clusters": clusters,
             "listeners": [{
                 "name": "edge",
                 "address": host_port(mesh.bind_host(), mesh.topology.edge.port),
+                "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
                 "filter_chains": [{
+                    // A client that never finishes its TLS handshake is cut
+                    // off (the listener has no such deadline by default).
+                    "transport_socket_connect_timeout": "10s",
                     "transport_socket": {
                         "name": "envoy.transport_sockets.tls",
                         "typed_config": {
@@ -436,21 +606,19 @@ pub fn edge(mesh: &Mesh) -> Value {
                                     "certificate_chain": { "filename": tls_dir.join("server.pem") },
                                     "private_key": { "filename": tls_dir.join("server-key.pem") }
                                 }],
-                                "alpn_protocols": ["h2", "http/1.1"]
+                                "alpn_protocols": ["h2", "http/1.1"],
+                                "tls_params": {
+                                    "tls_minimum_protocol_version": "TLSv1_2",
+                                    "cipher_suites": EDGE_TLS12_CIPHERS
+                                }
                             }
                         }
                     },
                     "filters": [hcm(
                         "edge",
                         routes,
-                        vec![jwt, router()],
-                        // Clients cannot smuggle an XFCC in; the client
-                        // address is reported to services for throttling.
-                        json!({
-                            "forward_client_cert_details": "SANITIZE",
-                            "use_remote_address": true,
-                            "tracing": tracing("edge")
-                        }),
+                        vec![local_rate_limit(), jwt, router()],
+                        edge_connection_manager(),
                     )]
                 }]
             }]
@@ -489,26 +657,22 @@ mod tests {
             .collect()
     }
 
-    /// The roles sidecar's RBAC is the policy: edge on the admin API;
-    /// users, auth and notifications on the internal one.
+    /// The roles sidecar's RBAC is the policy: edge on the admin API; each
+    /// internal method only for the module whose code calls it.
     #[test]
     fn sidecar_rbac_is_generated_from_the_policy() {
         let p = rbac_policies(&sidecar(&mesh(), "roles"));
-        let mut internal = principals(&p["/interlock.roles.v1.RolesInternal/"]);
-        internal.sort();
-        assert_eq!(
-            internal,
-            [
-                "spiffe://interlock.local/svc/auth",
-                "spiffe://interlock.local/svc/notifications",
-                "spiffe://interlock.local/svc/users"
-            ]
-        );
+        let internal = |m: &str| principals(&p[&format!("/interlock.roles.v1.RolesInternal/{m}")]);
+        assert_eq!(internal("GetRoles"), ["spiffe://interlock.local/svc/users"]);
+        for m in ["AssignDefaultRoles", "RemoveUser"] {
+            assert_eq!(internal(m), ["spiffe://interlock.local/svc/auth"], "{m}");
+        }
         assert_eq!(
             principals(&p["/interlock.roles.v1.RolesAdmin/"]),
             ["spiffe://interlock.local/edge"]
         );
-        assert_eq!(p.len(), 2, "nothing else is allowed");
+        assert_eq!(p.len(), 4, "nothing else is allowed");
+        assert!(!p.contains_key("/interlock.roles.v1.RolesInternal/"));
 
         let n = rbac_policies(&sidecar(&mesh(), "notifications"));
         assert_eq!(
@@ -517,8 +681,9 @@ mod tests {
         );
     }
 
-    /// auth's egress reaches exactly users and roles internal; the XFCC
-    /// header is forwarded by the inbound listener only.
+    /// auth's egress reaches exactly the registration saga's methods of
+    /// users and roles internal; the XFCC header is forwarded by the inbound
+    /// listener only.
     #[test]
     fn egress_routes_follow_the_policy() {
         let cfg = sidecar(&mesh(), "auth");
@@ -526,13 +691,33 @@ mod tests {
         let routes = egress["route_config"]["virtual_hosts"][0]["routes"]
             .as_array()
             .unwrap();
+        let paths: Vec<&str> = routes
+            .iter()
+            .filter_map(|r| r["match"]["path"].as_str())
+            .collect();
+        for m in [
+            "/interlock.users.v1.UsersInternal/CreateUser",
+            "/interlock.users.v1.UsersInternal/DeleteUser",
+            "/interlock.roles.v1.RolesInternal/AssignDefaultRoles",
+            "/interlock.roles.v1.RolesInternal/RemoveUser",
+        ] {
+            assert!(paths.contains(&m), "{m}");
+        }
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.ends_with("/GetRoles") || p.ends_with("/GetUser"))
+        );
         let prefixes: Vec<&str> = routes
             .iter()
             .filter_map(|r| r["match"]["prefix"].as_str())
             .collect();
-        assert!(prefixes.contains(&"/interlock.users.v1.UsersInternal/"));
-        assert!(prefixes.contains(&"/interlock.roles.v1.RolesInternal/"));
-        assert!(!prefixes.iter().any(|p| p.contains("Admin")));
+        assert!(
+            !prefixes
+                .iter()
+                .any(|p| p.contains("Internal") || p.contains("Admin")),
+            "{prefixes:?}"
+        );
         assert_eq!(egress["forward_client_cert_details"], "SANITIZE");
         let inbound = &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
         assert_eq!(inbound["forward_client_cert_details"], "SANITIZE_SET");
@@ -594,8 +779,98 @@ mod tests {
             assert!(text.contains(s), "{s} missing");
         }
         assert!(!text.contains("Internal"), "an internal service is routed");
-        let rules = hcm["http_filters"][0]["typed_config"]["rules"].to_string();
+        let jwt = hcm["http_filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "envoy.filters.http.jwt_authn")
+            .expect("jwt_authn filter");
+        let rules = jwt["typed_config"]["rules"].to_string();
         assert!(rules.contains("/interlock.auth.v1.AuthService/Login"));
         assert!(!rules.contains("/interlock.auth.v1.AuthService/Logout"));
+    }
+
+    /// Every Envoy's admin API is a Unix socket only its own user can open
+    /// (mode 0600), in that workload's private directory; none is on TCP.
+    #[test]
+    fn admin_apis_are_private_unix_sockets() {
+        let m = mesh();
+        let mut configs = vec![("edge", edge(&m))];
+        configs.extend(m.workloads().map(|w| (w, sidecar(&m, w))));
+        for (w, cfg) in configs {
+            let pipe = &cfg["admin"]["address"]["pipe"];
+            assert_eq!(pipe["mode"], 0o600, "{w}");
+            assert_eq!(pipe["path"], json!(m.admin_socket(w)), "{w}");
+            assert!(cfg["admin"]["address"].get("socket_address").is_none());
+        }
+        assert!(m.admin_socket("users").starts_with(m.workload_dir("users")));
+        assert!(m.admin_socket("edge").starts_with(m.edge_dir()));
+    }
+
+    /// The methods anyone may call without a token get a token bucket per
+    /// client address at the edge (RESOURCE_EXHAUSTED beyond it), and
+    /// nothing else is limited there.
+    #[test]
+    fn public_methods_are_rate_limited_per_client_address() {
+        let m = mesh();
+        let routes = public_method_routes(&m);
+        assert_eq!(routes.len(), 1, "only auth has public methods");
+        let regex = routes[0]["match"]["safe_regex"]["regex"].as_str().unwrap();
+        for method in m.public_methods() {
+            assert!(regex.contains(&regex_escape(&method)), "{method}");
+        }
+        assert!(!regex.contains("Logout"));
+        let limit = &routes[0]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"];
+        assert_eq!(limit["rate_limited_as_resource_exhausted"], true);
+        assert_eq!(
+            limit["descriptors"][0]["entries"][0]["key"],
+            "remote_address"
+        );
+        assert_eq!(
+            limit["descriptors"][0]["token_bucket"]["max_tokens"],
+            m.topology.edge.public_burst
+        );
+        assert_eq!(regex_escape("/a.b/C"), "/a\\.b/C");
+    }
+
+    /// The edge follows Envoy's edge guidance: header and idle deadlines,
+    /// buffer limits, bounded HTTP/2, TLS 1.2+ with explicit suites, an
+    /// overload manager with a connection cap, and no unbounded route.
+    #[test]
+    fn edge_applies_the_edge_hardening_settings() {
+        let m = mesh();
+        let cfg = edge(&m);
+        let listener = &cfg["static_resources"]["listeners"][0];
+        assert_eq!(
+            listener["per_connection_buffer_limit_bytes"],
+            BUFFER_LIMIT_BYTES
+        );
+        let chain = &listener["filter_chains"][0];
+        let tls = &chain["transport_socket"]["typed_config"]["common_tls_context"]["tls_params"];
+        assert_eq!(tls["tls_minimum_protocol_version"], "TLSv1_2");
+        assert_eq!(tls["cipher_suites"], json!(EDGE_TLS12_CIPHERS));
+        let hcm = &chain["filters"][0]["typed_config"];
+        assert_eq!(chain["transport_socket_connect_timeout"], "10s");
+        assert_eq!(hcm["request_headers_timeout"], "10s");
+        assert_eq!(hcm["stream_idle_timeout"], "60s");
+        assert_eq!(hcm["http2_protocol_options"]["max_concurrent_streams"], 100);
+        assert_eq!(
+            hcm["common_http_protocol_options"]["headers_with_underscores_action"],
+            "REJECT_REQUEST"
+        );
+        for route in hcm["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap()
+        {
+            assert_ne!(route["route"]["timeout"], "0s", "unbounded route {route}");
+        }
+        let monitors = cfg["overload_manager"]["resource_monitors"].to_string();
+        assert!(monitors.contains(&format!(
+            "\"max_active_downstream_connections\":{}",
+            m.topology.edge.max_connections
+        )));
+        for c in cfg["static_resources"]["clusters"].as_array().unwrap() {
+            assert_eq!(c["per_connection_buffer_limit_bytes"], BUFFER_LIMIT_BYTES);
+        }
     }
 }

@@ -89,6 +89,13 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
     dir(&spire_dir.join("server").join("private"), 0o700, None)?;
     dir(&spire_dir.join("agent").join("data"), 0o700, None)?;
     dir(&spire_dir.join("agent").join("public"), 0o755, None)?;
+    if let Some(join) = mesh.join_token_file().parent() {
+        dir(join, 0o700, None)?;
+    }
+    // The supervisor's API socket: root only.
+    if let Some(control) = mesh.control_socket().parent() {
+        dir(control, 0o700, None)?;
+    }
     write_private(
         &spire_dir.join("server.conf"),
         &spire::server_conf(&mesh),

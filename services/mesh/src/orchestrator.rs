@@ -27,6 +27,14 @@ fn exec_probe(command: String) -> Value {
     probe(json!({ "exec": { "command": command } }))
 }
 
+/// Envoy's `/ready`, asked over its admin socket (root can open it).
+fn admin_probe(socket: &std::path::Path) -> Value {
+    exec_probe(format!(
+        "curl -sf --max-time 2 --unix-socket {} http://localhost/ready",
+        socket.display()
+    ))
+}
+
 fn http_probe(port: u16, path: &str) -> Value {
     probe(
         json!({ "http_get": { "host": "127.0.0.1", "port": port, "path": path, "scheme": "http" } }),
@@ -121,11 +129,14 @@ pub fn project(mesh: &Mesh) -> Value {
         process(
             mesh,
             "spire-agent",
+            // The single-use join token is read from a root-only file (never
+            // the command line); once the agent has attested, the file is
+            // gone and a restarted agent comes back on its stored SVID.
             format!(
-                "sh -c 'exec {} run -config {} -joinToken \"$(cat {})\"'",
-                agent.display(),
-                spire.join("agent.conf").display(),
-                spire.join("join-token").display()
+                "sh -c 'if [ -s {token} ]; then exec {agent} run -config {conf} -joinTokenFile {token}; else exec {agent} run -config {conf}; fi'",
+                agent = agent.display(),
+                conf = spire.join("agent.conf").display(),
+                token = mesh.join_token_file().display()
             ),
             json!({ "spire-bootstrap": { "condition": "process_completed_successfully" } }),
             Some(exec_probe(format!(
@@ -134,6 +145,17 @@ pub fn project(mesh: &Mesh) -> Value {
                 mesh.agent_socket().display()
             ))),
             "on_failure",
+        ),
+    );
+    processes.insert(
+        "spire-join-cleanup".into(),
+        process(
+            mesh,
+            "spire-join-cleanup",
+            format!("rm -f {}", mesh.join_token_file().display()),
+            healthy(&["spire-agent"]),
+            None,
+            "no",
         ),
     );
     processes.insert(
@@ -184,7 +206,7 @@ pub fn project(mesh: &Mesh) -> Value {
                 &sidecar,
                 as_user(w, &envoy_command(mesh, &dir.join("envoy.json"))),
                 healthy(&["spire-agent"]),
-                Some(http_probe(mesh.topology.workloads[w].admin_port, "/ready")),
+                Some(admin_probe(&mesh.admin_socket(w))),
                 "on_failure",
             ),
         );
@@ -223,7 +245,7 @@ pub fn project(mesh: &Mesh) -> Value {
                 &envoy_command(mesh, &mesh.edge_dir().join("envoy.json")),
             ),
             healthy(&edge_deps),
-            Some(http_probe(mesh.topology.edge.admin_port, "/ready")),
+            Some(admin_probe(&mesh.admin_socket("edge"))),
             "on_failure",
         ),
     );
@@ -233,4 +255,56 @@ pub fn project(mesh: &Mesh) -> Value {
         "log_level": "info",
         "processes": processes
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::repository_mesh;
+    use std::path::Path;
+
+    /// The join token never appears on a command line: the agent reads it
+    /// from the root-only file, which a one-shot step deletes once the
+    /// agent is healthy.
+    #[test]
+    fn join_token_is_read_from_a_file_and_deleted_after_attestation() {
+        let mesh = repository_mesh(Path::new("/r"), Path::new("/r/bin")).unwrap();
+        let project = project(&mesh);
+        let agent = project["processes"]["spire-agent"]["command"]
+            .as_str()
+            .unwrap();
+        assert!(!agent.contains("-joinToken "), "{agent}");
+        assert!(!agent.contains("$(cat"), "{agent}");
+        assert!(agent.contains(&format!(
+            "-joinTokenFile {}",
+            mesh.join_token_file().display()
+        )));
+        let cleanup = &project["processes"]["spire-join-cleanup"];
+        assert_eq!(
+            cleanup["command"],
+            format!("rm -f {}", mesh.join_token_file().display())
+        );
+        assert_eq!(
+            cleanup["depends_on"]["spire-agent"]["condition"],
+            "process_healthy"
+        );
+    }
+
+    /// Envoys are probed over their admin sockets, never a TCP port.
+    #[test]
+    fn envoy_readiness_uses_the_admin_socket() {
+        let mesh = repository_mesh(Path::new("/r"), Path::new("/r/bin")).unwrap();
+        let project = project(&mesh);
+        let probe = project["processes"]["edge"]["readiness_probe"]["exec"]["command"]
+            .as_str()
+            .unwrap();
+        assert!(probe.contains(&format!(
+            "--unix-socket {}",
+            mesh.admin_socket("edge").display()
+        )));
+        assert!(
+            project.to_string().matches("http_get").count() <= 2,
+            "only Jaeger and fcm-local"
+        );
+    }
 }

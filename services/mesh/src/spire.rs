@@ -120,12 +120,17 @@ set -eu
 S="{server}"
 SOCK="{socket}"
 "$S" bundle show -socketPath "$SOCK" > "{dir}/bootstrap-bundle.pem"
-"$S" token generate -socketPath "$SOCK" -spiffeID "{node}" -ttl 600 | sed -n 's/^Token: //p' > "{dir}/join-token"
-test -s "{dir}/join-token"
+# The join token: root only, read by the agent from the file, deleted once
+# the agent has attested (spire-join-cleanup).
+umask 077
+"$S" token generate -socketPath "$SOCK" -spiffeID "{node}" -ttl 600 | sed -n 's/^Token: //p' > "{token}"
+umask 022
+test -s "{token}"
 "#,
         server = mesh.bin("spire-server").display(),
         socket = mesh.server_socket().display(),
         dir = dir.display(),
+        token = mesh.join_token_file().display(),
     );
     for (id, user, binary) in entries(mesh) {
         s.push_str(&format!(
@@ -281,5 +286,18 @@ mod tests {
             );
         }
         assert!(bootstrap_script(&mesh).contains("-x509SVIDTTL 60"));
+    }
+
+    /// The join token is created root-only (umask 077) in its own 0700
+    /// directory, never in a world-readable place.
+    #[test]
+    fn join_token_is_written_root_only() {
+        let mesh = repository_mesh(Path::new("/r"), Path::new("/r/bin")).unwrap();
+        let script = bootstrap_script(&mesh);
+        let umask = script.find("umask 077").expect("umask 077");
+        let token = script.find("token generate").expect("token generate");
+        assert!(umask < token);
+        assert!(script.contains(&format!("> \"{}\"", mesh.join_token_file().display())));
+        assert_eq!(mesh.join_token_file(), Path::new("/r/spire/join/token"));
     }
 }

@@ -14,7 +14,6 @@ pub const EMBEDDED: &str = include_str!("../../../mesh/topology.toml");
 pub struct Topology {
     pub edge: Edge,
     pub spire: Spire,
-    pub process_compose: ProcessCompose,
     pub postgres: Postgres,
     pub fcm_local: FcmLocal,
     pub tracing: Tracing,
@@ -41,7 +40,12 @@ pub struct FcmLocal {
 #[serde(deny_unknown_fields)]
 pub struct Edge {
     pub port: u16,
-    pub admin_port: u16,
+    /// Per client address, on the methods that need no token (the bcrypt
+    /// paths): a bucket of `public_burst` refilled at `public_per_sec`.
+    pub public_per_sec: u32,
+    pub public_burst: u32,
+    /// Downstream connections the edge accepts at once.
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,12 +58,6 @@ pub struct Spire {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProcessCompose {
-    pub port: u16,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Postgres {
     pub port: u16,
 }
@@ -68,7 +66,6 @@ pub struct Postgres {
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     pub sidecar_port: u16,
-    pub admin_port: u16,
 }
 
 impl Topology {
@@ -93,6 +90,8 @@ pub enum Target {
 pub const COMPOSE_SERVICE_PORT: u16 = 8000;
 /// In compose, the sidecar's egress listener (loopback, same namespace).
 pub const COMPOSE_EGRESS_PORT: u16 = 15001;
+/// In compose, each Envoy's admin socket, in its own container's /tmp.
+pub const COMPOSE_ADMIN_SOCKET: &str = "/tmp/envoy-admin.sock";
 /// In compose, where the SPIRE agent's socket is mounted.
 pub const COMPOSE_AGENT_SOCKET: &str = "/run/spire/sockets/agent.sock";
 
@@ -180,6 +179,28 @@ impl Mesh {
 
     pub fn egress_socket(&self, workload: &str) -> PathBuf {
         self.workload_dir(workload).join("egress.sock")
+    }
+
+    /// The Envoy admin socket of `workload` (or of the edge): mode 0600 in
+    /// the workload's private directory, so only its user and root open it.
+    pub fn admin_socket(&self, workload: &str) -> PathBuf {
+        match (self.target, workload) {
+            (Target::Compose, _) => PathBuf::from(COMPOSE_ADMIN_SOCKET),
+            (Target::Local, "edge") => self.edge_dir().join("admin.sock"),
+            (Target::Local, w) => self.workload_dir(w).join("admin.sock"),
+        }
+    }
+
+    /// process-compose's API: a Unix socket in a directory only root can
+    /// enter (the API can replace any process's command).
+    pub fn control_socket(&self) -> PathBuf {
+        self.run_dir.join("control").join("process-compose.sock")
+    }
+
+    /// Where the SPIRE bootstrap leaves the agent's single-use join token
+    /// (root only; deleted once the agent has attested).
+    pub fn join_token_file(&self) -> PathBuf {
+        self.spire_dir().join("join").join("token")
     }
 
     pub fn spire_dir(&self) -> PathBuf {

@@ -1,9 +1,17 @@
 //! SQL of push delivery: leases that keep sender replicas from claiming the
 //! same notification, per-device outcomes, and the processed outcome.
+//!
+//! Every write after the claim first passes [`lease::lock`] in the same
+//! transaction: only the lease holder writes, and only to its notifications'
+//! recipients' devices.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::lease::{self, Need, Refusal};
 
 /// Final statuses: a device with one of these is never pushed again for
 /// that notification.
@@ -31,7 +39,7 @@ pub struct Todo {
 
 /// Claims up to `limit` unprocessed notifications whose lease is free or
 /// expired, for `worker` until `now + lease`.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn claim(
     pool: &PgPool,
     worker: &str,
@@ -86,64 +94,162 @@ pub struct Outcome {
     pub attempts: i32,
 }
 
-/// Records outcomes, all or none; `Err(unknown notification ids)` if any
-/// is unknown. Returns how many devices were removed as unregistered.
-#[tracing::instrument(skip(pool, outcomes), fields(db.system = "postgresql", outcomes = outcomes.len()))]
-pub async fn report(pool: &PgPool, outcomes: &[Outcome]) -> sqlx::Result<Result<u64, Vec<Uuid>>> {
+/// What [`report`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reported {
+    /// Outcomes stored.
+    pub recorded: u64,
+    /// Outcomes for devices that no longer exist, left out.
+    pub skipped: u64,
+    /// Devices removed because they were reported unregistered.
+    pub removed: u64,
+}
+
+/// Records `worker`'s outcomes, all or none, in one transaction.
+///
+/// Refused (nothing written) unless `worker` holds a live lease on every
+/// notification named, and every device named that still exists belongs to
+/// a recipient of its notification. Devices removed since the claim (by
+/// their owner, an earlier UNREGISTERED, or a token re-registered by another
+/// user) are skipped: nothing is left to record against. Only in-scope
+/// devices are removed as unregistered.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql", outcomes = outcomes.len()))]
+pub async fn report(
+    pool: &PgPool,
+    worker: &str,
+    outcomes: &[Outcome],
+) -> sqlx::Result<Result<Reported, Refusal>> {
     let mut tx = pool.begin().await?;
     let mut ids: Vec<Uuid> = outcomes.iter().map(|o| o.notification_id).collect();
     ids.sort();
     ids.dedup();
-    let known: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM notifications WHERE id = ANY($1)")
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-    let unknown: Vec<Uuid> = ids.into_iter().filter(|id| !known.contains(id)).collect();
-    if !unknown.is_empty() {
-        return Ok(Err(unknown));
+    if let Err(refused) = lease::lock(&mut tx, &ids, Need::HeldBy(worker)).await? {
+        tx.rollback().await?;
+        return Ok(Err(refused));
     }
-    let mut removed = 0;
+    let mut device_ids: Vec<Uuid> = outcomes.iter().map(|o| o.device_id).collect();
+    device_ids.sort();
+    device_ids.dedup();
+    // Locked so the scope checked here is the one the writes below act on.
+    let devices: HashMap<Uuid, (Uuid, String)> = sqlx::query_as::<_, (Uuid, Uuid, String)>(
+        "SELECT id, user_id, right(fcm_token, 6) FROM devices
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&device_ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(id, user, hint)| (id, (user, hint)))
+    .collect();
+    let recipients: HashSet<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT notification_id, user_id FROM recipients WHERE notification_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut out_of_scope: Vec<(Uuid, Uuid)> = outcomes
+        .iter()
+        .filter(|o| {
+            devices
+                .get(&o.device_id)
+                .is_some_and(|(user, _)| !recipients.contains(&(o.notification_id, *user)))
+        })
+        .map(|o| (o.notification_id, o.device_id))
+        .collect();
+    if !out_of_scope.is_empty() {
+        out_of_scope.sort();
+        out_of_scope.dedup();
+        tx.rollback().await?;
+        return Ok(Err(Refusal::OutOfScope(out_of_scope)));
+    }
+    let mut done = Reported::default();
     for o in outcomes {
+        let Some((user_id, hint)) = devices.get(&o.device_id) else {
+            done.skipped += 1;
+            continue;
+        };
         sqlx::query(
             "INSERT INTO deliveries (notification_id, device_id, user_id, token_hint, status, error_code, attempts)
-             SELECT $1, $2, COALESCE(d.user_id, '00000000-0000-0000-0000-000000000000'),
-                    COALESCE(right(d.fcm_token, 6), ''), $3, $4, $5
-             FROM (SELECT 1) AS one LEFT JOIN devices d ON d.id = $2
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (notification_id, device_id) DO UPDATE
                  SET status = EXCLUDED.status, error_code = EXCLUDED.error_code,
                      attempts = deliveries.attempts + EXCLUDED.attempts, updated_at = now()",
         )
         .bind(o.notification_id)
         .bind(o.device_id)
+        .bind(user_id)
+        .bind(hint)
         .bind(o.status)
         .bind(&o.error_code)
         .bind(o.attempts)
         .execute(&mut *tx)
         .await?;
+        done.recorded += 1;
         if o.status == "unregistered" {
-            removed += sqlx::query("DELETE FROM devices WHERE id = $1")
+            done.removed += sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")
                 .bind(o.device_id)
+                .bind(user_id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
         }
     }
     tx.commit().await?;
-    Ok(Ok(removed))
+    Ok(Ok(done))
 }
 
-/// Frees `worker`'s leases on `ids`.
-#[tracing::instrument(skip(pool, ids), fields(db.system = "postgresql"))]
-pub async fn release(pool: &PgPool, worker: &str, ids: &[Uuid]) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
-        "UPDATE notifications SET lease_owner = NULL, lease_until = NULL
-         WHERE id = ANY($1) AND lease_owner = $2 AND processed_at IS NULL",
+/// Frees `worker`'s leases on `ids`, all or none: refused unless `worker`
+/// holds a live lease on every one. Returns how many were freed.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql", ids = ids.len()))]
+pub async fn release(
+    pool: &PgPool,
+    worker: &str,
+    ids: &[Uuid],
+) -> sqlx::Result<Result<u64, Refusal>> {
+    let mut tx = pool.begin().await?;
+    if let Err(refused) = lease::lock(&mut tx, ids, Need::HeldBy(worker)).await? {
+        tx.rollback().await?;
+        return Ok(Err(refused));
+    }
+    let n = sqlx::query(
+        "UPDATE notifications SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1)",
     )
     .bind(ids)
-    .bind(worker)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
-    .rows_affected())
+    .rows_affected();
+    tx.commit().await?;
+    Ok(Ok(n))
+}
+
+/// Marks `ids` processed, all or none, recording the outcome from the
+/// deliveries and ending the lease. Already processed ids are left as they
+/// are; every other id must be under a live lease. The request names no
+/// worker, so the lease's owner cannot be checked here.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql", ids = ids.len()))]
+pub async fn mark_processed(
+    pool: &PgPool,
+    worker: &str,
+    ids: &[Uuid],
+) -> sqlx::Result<Result<u64, Refusal>> {
+    let mut tx = pool.begin().await?;
+    if let Err(refused) = lease::lock(&mut tx, ids, Need::HeldByOrProcessed(worker)).await? {
+        tx.rollback().await?;
+        return Ok(Err(refused));
+    }
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE notifications n SET processed_at = now(), lease_owner = NULL, lease_until = NULL,
+             outcome = {OUTCOME_SQL}
+         WHERE id = ANY($1) AND processed_at IS NULL"
+    )))
+    .bind(ids)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(Ok(n))
 }
 
 /// The outcome text of a notification, from its delivery rows.
@@ -169,7 +275,7 @@ pub struct Record {
 
 /// `(processed_at, outcome, records)`; `None` for an unknown id.
 #[allow(clippy::type_complexity)]
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn report_of(
     pool: &PgPool,
     id: Uuid,

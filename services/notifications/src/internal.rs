@@ -6,7 +6,6 @@ use interlock_common::{ApiError, context, timestamp, validate};
 use interlock_proto::notifications::v1::notifications_internal_server::NotificationsInternal;
 use interlock_proto::notifications::v1::*;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::delivery::{self, Outcome};
 use crate::service::Notifications;
@@ -41,11 +40,6 @@ fn status_value(name: &str) -> DeliveryStatus {
         "failed_transient" => DeliveryStatus::FailedTransient,
         _ => DeliveryStatus::Unspecified,
     }
-}
-
-fn unknown_ids(ids: &[Uuid]) -> Status {
-    let list: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    Status::not_found(format!("unknown notification ids: {}", list.join(", ")))
 }
 
 #[tonic::async_trait]
@@ -150,13 +144,20 @@ impl NotificationsInternal for Notifications {
                 attempts: i32::try_from(r.attempts.min(1000)).unwrap_or(1000),
             });
         }
-        let removed = delivery::report(&self.0.pool, &outcomes)
+        let done = delivery::report(&self.0.pool, &worker, &outcomes)
             .await
             .map_err(ApiError::from)?
-            .map_err(|unknown| unknown_ids(&unknown))?;
-        tracing::info!(%worker, results = outcomes.len(), devices_removed = removed, "deliveries reported");
+            .map_err(ApiError::from)?;
+        tracing::info!(
+            %worker,
+            results = outcomes.len(),
+            recorded = done.recorded,
+            skipped_removed_devices = done.skipped,
+            devices_removed = done.removed,
+            "deliveries reported"
+        );
         Ok(Response::new(ReportDeliveriesResponse {
-            devices_removed: u32::try_from(removed).unwrap_or(u32::MAX),
+            devices_removed: u32::try_from(done.removed).unwrap_or(u32::MAX),
         }))
     }
 
@@ -164,11 +165,13 @@ impl NotificationsInternal for Notifications {
         &self,
         req: Request<MarkProcessedRequest>,
     ) -> Result<Response<MarkProcessedResponse>, Status> {
-        let ids = validate::uuid_list("ids", &req.get_ref().ids, MAX_IDS)?;
-        let n = store::mark_processed(&self.0.pool, &ids)
+        let b = req.get_ref();
+        let worker = worker_id(&b.worker_id)?;
+        let ids = validate::uuid_list("ids", &b.ids, MAX_IDS)?;
+        let n = delivery::mark_processed(&self.0.pool, &worker, &ids)
             .await
             .map_err(ApiError::from)?
-            .map_err(|unknown| unknown_ids(&unknown))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(MarkProcessedResponse {
             processed: u32::try_from(n).unwrap_or(u32::MAX),
         }))
@@ -183,6 +186,7 @@ impl NotificationsInternal for Notifications {
         let ids = validate::uuid_list("ids", &b.ids, MAX_IDS)?;
         let released = delivery::release(&self.0.pool, &worker, &ids)
             .await
+            .map_err(ApiError::from)?
             .map_err(ApiError::from)?;
         Ok(Response::new(ReleaseClaimsResponse {
             released: u32::try_from(released).unwrap_or(u32::MAX),

@@ -1,14 +1,19 @@
 //! Interlock notifications: messages to users, their receipts, and the push
 //! devices the sender delivers to.
 //!
-//! - [`store`]: SQL of notifications, receipts and devices; [`delivery`]:
-//!   SQL of claims (leases) and per-device outcomes. - [`service`]: external handlers (for the current
-//!   user); [`internal`]: Create for modules, and the sender's claim,
-//!   report, release and mark-processed calls. - [`config`] / [`startup`].
+//! - [`store`]: SQL of notifications, receipts and devices.
+//! - [`delivery`]: SQL of claims (leases), per-device outcomes, release and
+//!   mark-processed; [`lease`]: the lease-holder and scope checks they run
+//!   first, and their refusals.
+//! - [`service`]: external handlers (for the current user); [`internal`]:
+//!   Create for modules, and the sender's claim, report, release and
+//!   mark-processed calls.
+//! - [`config`] / [`startup`].
 
 pub mod config;
 pub mod delivery;
 pub mod internal;
+pub mod lease;
 pub mod service;
 pub mod startup;
 pub mod store;

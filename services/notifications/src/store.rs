@@ -1,4 +1,5 @@
-//! notifications' SQL.
+//! notifications' SQL: notifications, receipts and devices (claims and
+//! delivery outcomes are in [`crate::delivery`]).
 
 use chrono::{DateTime, Utc};
 use interlock_common::page::Cursor;
@@ -23,7 +24,7 @@ pub struct Device {
 
 /// Creates a notification with its recipients, or returns the one created
 /// earlier with the same `(created_by, request_id)`. `(id, created)`.
-#[tracing::instrument(skip(pool, text, recipients), fields(db.system = "postgresql", recipients = recipients.len()))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql", recipients = recipients.len()))]
 pub async fn create(
     pool: &PgPool,
     text: &str,
@@ -62,41 +63,8 @@ pub async fn create(
     Ok((id, true))
 }
 
-/// Marks all of `ids` processed, or none: `Err(unknown ids)` if any is
-/// unknown. Returns how many changed.
-#[tracing::instrument(skip(pool, ids), fields(db.system = "postgresql", ids = ids.len()))]
-pub async fn mark_processed(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Result<u64, Vec<Uuid>>> {
-    let mut tx = pool.begin().await?;
-    let known: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM notifications WHERE id = ANY($1) FOR UPDATE")
-            .bind(ids)
-            .fetch_all(&mut *tx)
-            .await?;
-    let unknown: Vec<Uuid> = ids
-        .iter()
-        .filter(|id| !known.contains(id))
-        .copied()
-        .collect();
-    if !unknown.is_empty() {
-        return Ok(Err(unknown));
-    }
-    // Processing ends the lease and records the outcome from the deliveries.
-    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE notifications n SET processed_at = now(), lease_owner = NULL, lease_until = NULL,
-             outcome = {}
-         WHERE id = ANY($1) AND processed_at IS NULL",
-        crate::delivery::OUTCOME_SQL
-    )))
-    .bind(ids)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(Ok(n))
-}
-
 /// A page of the user's notifications, newest first.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn list_for(
     pool: &PgPool,
     user_id: Uuid,
@@ -123,7 +91,7 @@ pub async fn list_for(
 
 /// Marks received (keeping the first time). `None` if the user is not a
 /// recipient of that notification.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn mark_received(
     pool: &PgPool,
     id: Uuid,
@@ -139,8 +107,22 @@ pub async fn mark_received(
     .await
 }
 
-/// Registers a token for the user; a token of another user moves over.
-#[tracing::instrument(skip(pool, token), fields(db.system = "postgresql"))]
+/// Registers a token for the user, in one statement (so one transaction).
+///
+/// - New token: a new device.
+/// - The user's own token: the same device (idempotent); platform and
+///   registration time are refreshed.
+/// - Another user's token (the app install changed hands): the binding is
+///   re-made under a fresh device id. The previous owner's device id stops
+///   existing and is never returned to the caller, so it cannot be used to
+///   act on that user's device or learn it existed.
+///
+/// `ON CONFLICT (fcm_token)` relies on the token's unique index, so two
+/// concurrent registrations of one token serialise on it: one inserts, the
+/// other updates the committed row (never a unique violation, never two
+/// rows). `deliveries.device_id` is deliberately not a foreign key, so the
+/// old owner's delivery history survives the change of id.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn upsert_device(
     pool: &PgPool,
     user_id: Uuid,
@@ -150,7 +132,9 @@ pub async fn upsert_device(
     sqlx::query_as(
         "INSERT INTO devices (id, user_id, fcm_token, platform) VALUES ($1, $2, $3, $4)
          ON CONFLICT (fcm_token) DO UPDATE
-             SET user_id = EXCLUDED.user_id, platform = EXCLUDED.platform, registered_at = now()
+             SET id = CASE WHEN devices.user_id = EXCLUDED.user_id
+                           THEN devices.id ELSE EXCLUDED.id END,
+                 user_id = EXCLUDED.user_id, platform = EXCLUDED.platform, registered_at = now()
          RETURNING id, platform, registered_at",
     )
     .bind(Uuid::now_v7())
@@ -162,7 +146,7 @@ pub async fn upsert_device(
 }
 
 /// Deletes the user's own device; false if it is not theirs.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn delete_device(pool: &PgPool, user_id: Uuid, device_id: Uuid) -> sqlx::Result<bool> {
     Ok(
         sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")

@@ -5,6 +5,11 @@
 
 pub mod redact;
 
+// Used by build.rs to write EXTERNAL_FILE_DESCRIPTOR_SET; compiled here only
+// for its unit tests.
+#[cfg(test)]
+mod reflection;
+
 /// `interlock.auth.v1`
 pub mod auth {
     pub mod v1 {
@@ -36,7 +41,8 @@ pub mod notifications {
 /// The encoded `FileDescriptorSet` of all Interlock packages.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("interlock_descriptor");
 
-/// The same files with the internal services removed (what server
-/// reflection serves).
+/// What server reflection serves: the external services and only the
+/// messages and enums their methods reach (see `src/reflection.rs`), with
+/// their imports. Internal services and the types only they use are absent.
 pub const EXTERNAL_FILE_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("interlock_external_descriptor");

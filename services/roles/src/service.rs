@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::domain::RoleName;
-use crate::store::{self, Revoked};
+use crate::store::{self, Removed, Revoked};
 
 pub struct RolesState {
     pub pool: PgPool,
@@ -158,9 +158,16 @@ impl RolesInternal for Roles {
         req: Request<RemoveUserRequest>,
     ) -> Result<Response<RemoveUserResponse>, Status> {
         let user_id = validate::uuid("user_id", &req.get_ref().user_id)?;
-        let removed = store::remove_subject(&self.0.pool, user_id)
+        let removed = match store::remove_subject(&self.0.pool, user_id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(ApiError::from)?
+        {
+            Removed::Yes => true,
+            Removed::NotFound => false,
+            Removed::LastAdmin => {
+                return Err(Status::failed_precondition("cannot remove the last admin"));
+            }
+        };
         Ok(Response::new(RemoveUserResponse { removed }))
     }
 }

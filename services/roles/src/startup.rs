@@ -28,7 +28,7 @@ impl Application {
             &settings.database,
             &crate::MIGRATOR,
             &settings.peer,
-            Some(settings.jwt.verifier(&outbound)?),
+            Some(settings.jwt.verifier(&outbound).await?),
         )
         .await?;
         let roles = Roles(Arc::new(RolesState {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use interlock_common::page::Cursor;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// One assignment row.
@@ -14,7 +14,7 @@ pub struct Assignment {
     pub granted_at: DateTime<Utc>,
 }
 
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn subject_exists(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> {
     Ok(sqlx::query("SELECT 1 FROM subjects WHERE user_id = $1")
         .bind(user_id)
@@ -24,7 +24,7 @@ pub async fn subject_exists(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> 
 }
 
 /// The user's roles, sorted; `None` for an unknown user.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn roles_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Vec<String>>> {
     if !subject_exists(pool, user_id).await? {
         return Ok(None);
@@ -38,7 +38,7 @@ pub async fn roles_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Vec<S
 }
 
 /// Records the user and grants `roles`, idempotently, in one transaction.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn add_subject(pool: &PgPool, user_id: Uuid, roles: &[String]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO subjects (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -57,19 +57,51 @@ pub async fn add_subject(pool: &PgPool, user_id: Uuid, roles: &[String]) -> sqlx
     tx.commit().await
 }
 
-/// Forgets a user and their roles. True if they existed.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
-pub async fn remove_subject(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> {
-    Ok(sqlx::query("DELETE FROM subjects WHERE user_id = $1")
+/// What a removal did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Removed {
+    Yes,
+    NotFound,
+    /// Refused: the user is the last admin.
+    LastAdmin,
+}
+
+/// Forgets a user and their roles; never the last admin (the same check,
+/// under the same lock, as [`revoke`]).
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn remove_subject(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Removed> {
+    let mut tx = pool.begin().await?;
+    if is_last_admin(&mut tx, user_id).await? {
+        return Ok(Removed::LastAdmin);
+    }
+    let n = sqlx::query("DELETE FROM subjects WHERE user_id = $1")
         .bind(user_id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?
-        .rows_affected()
-        == 1)
+        .rows_affected();
+    tx.commit().await?;
+    Ok(if n == 1 {
+        Removed::Yes
+    } else {
+        Removed::NotFound
+    })
+}
+
+/// Whether `user_id` is the only admin. Locks every admin row until the
+/// transaction ends, so two concurrent revokes or removals of different
+/// admins cannot both see another admin left: the second waits, then sees
+/// the first one's change.
+async fn is_last_admin(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<bool> {
+    let admins: Vec<Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM role_assignments WHERE role = $1 FOR UPDATE")
+            .bind(crate::ADMIN)
+            .fetch_all(conn)
+            .await?;
+    Ok(admins == [user_id])
 }
 
 /// Grants a role; false when it was already held.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn grant(
     pool: &PgPool,
     user_id: Uuid,
@@ -100,18 +132,11 @@ pub enum Revoked {
 
 /// Revokes a role; never removes the last admin (checked under a lock on
 /// all admin rows, so two concurrent revokes cannot both pass).
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn revoke(pool: &PgPool, user_id: Uuid, role: &str) -> sqlx::Result<Revoked> {
     let mut tx = pool.begin().await?;
-    if role == crate::ADMIN {
-        let admins: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT user_id FROM role_assignments WHERE role = 'admin' FOR UPDATE",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        if admins == [user_id] {
-            return Ok(Revoked::LastAdmin);
-        }
+    if role == crate::ADMIN && is_last_admin(&mut tx, user_id).await? {
+        return Ok(Revoked::LastAdmin);
     }
     let n = sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND role = $2")
         .bind(user_id)
@@ -128,7 +153,7 @@ pub async fn revoke(pool: &PgPool, user_id: Uuid, role: &str) -> sqlx::Result<Re
 }
 
 /// Assignments filtered by user and/or role, oldest first, after `after`.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn list(
     pool: &PgPool,
     user_id: Option<Uuid>,

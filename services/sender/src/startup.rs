@@ -38,7 +38,7 @@ impl Application {
                 .map_err(anyhow::Error::msg)?,
         );
         let guard = interlock_common::guard::from_settings(&settings.peer, None).await?;
-        let listener = Listener::bind(&settings.server.listen).await?;
+        let listener = Listener::bind(&settings.server).await?;
         Ok(Self {
             worker: Worker {
                 notifications,

@@ -142,6 +142,7 @@ impl Worker {
                 .clone()
                 .mark_processed(MarkProcessedRequest {
                     ids: vec![n.id.clone()],
+                    worker_id: self.config.worker_id.clone(),
                 })
                 .await?;
             let delivered = results

@@ -24,7 +24,7 @@ impl Application {
     /// sidecar with it).
     pub async fn build_with(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
         settings.validate()?;
-        let jwt = settings.jwt.verifier(&outbound)?;
+        let jwt = settings.jwt.verifier(&outbound).await?;
         let base = Base::prepare(
             &settings.server,
             &settings.database,

@@ -20,7 +20,7 @@ pub struct Profile {
     pub updated_at: DateTime<Utc>,
 }
 
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Profile>> {
     sqlx::query_as("SELECT * FROM profiles WHERE id = $1")
         .bind(id)
@@ -28,7 +28,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Profile>> {
         .await
 }
 
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn get_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Profile>> {
     sqlx::query_as("SELECT * FROM profiles WHERE id = ANY($1)")
         .bind(ids)
@@ -37,7 +37,7 @@ pub async fn get_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Profile>>
 }
 
 /// Inserts a profile; returns whether it was new.
-#[tracing::instrument(skip(pool, p), fields(db.system = "postgresql", id = %p.id))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql", id = %p.id))]
 pub async fn insert(pool: &PgPool, p: &Profile) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "INSERT INTO profiles (id, login, email, first_name, last_name) VALUES ($1, $2, $3, $4, $5)
@@ -54,7 +54,7 @@ pub async fn insert(pool: &PgPool, p: &Profile) -> sqlx::Result<bool> {
         == 1)
 }
 
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
     Ok(sqlx::query("DELETE FROM profiles WHERE id = $1")
         .bind(id)
@@ -65,7 +65,7 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
 }
 
 /// Applies the set fields; `None` when there is no such profile.
-#[tracing::instrument(skip(pool), fields(db.system = "postgresql"))]
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn update(pool: &PgPool, id: Uuid, c: &ProfileChanges) -> sqlx::Result<Option<Profile>> {
     sqlx::query_as(
         "UPDATE profiles SET

@@ -29,9 +29,25 @@ pub fn edge_addr(mesh: &Mesh) -> String {
 
 /// A TLS channel to the edge, trusting the mesh's local edge CA.
 pub async fn edge_channel(mesh: &Mesh) -> Channel {
+    edge_channel_with(mesh, None).await
+}
+
+/// The same from a given loopback source address (the edge keys its rate
+/// limits by client address, so a test can have a bucket of its own).
+pub async fn edge_channel_from(mesh: &Mesh, source: std::net::IpAddr) -> Channel {
+    edge_channel_with(mesh, Some(source)).await
+}
+
+async fn edge_channel_with(mesh: &Mesh, source: Option<std::net::IpAddr>) -> Channel {
     let ca = std::fs::read(mesh.run_dir.join("edge-ca.pem")).expect("edge CA");
-    Endpoint::from_shared(format!("https://{}", edge_addr(mesh)))
+    // From a chosen IPv4 source, connect to the edge's IPv4 address.
+    let addr = match source {
+        Some(_) => format!("127.0.0.1:{}", mesh.topology.edge.port),
+        None => edge_addr(mesh),
+    };
+    Endpoint::from_shared(format!("https://{addr}"))
         .expect("endpoint")
+        .local_address(source)
         .tls_config(
             ClientTlsConfig::new()
                 .ca_certificate(Certificate::from_pem(ca))
@@ -195,23 +211,24 @@ pub fn free_port() -> u16 {
 pub struct ProbeEnvoy {
     child: std::process::Child,
     pub listen_port: u16,
-    pub admin_port: u16,
+    pub admin_socket: PathBuf,
     _dir: PathBuf,
 }
 
 impl ProbeEnvoy {
     pub fn start(mesh: &Mesh, workload: &str, requested_id: &str, target: &str) -> Self {
-        let (listen_port, admin_port) = (free_port(), free_port());
+        let listen_port = free_port();
         let dir =
             std::env::temp_dir().join(format!("interlock-probe-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("dir");
+        let admin_socket = dir.join("admin.sock");
         let config = interlock_mesh::envoy::forwarder(
             mesh,
             &format!("probe-{workload}"),
             requested_id,
             target,
             listen_port,
-            admin_port,
+            &admin_socket,
         );
         let path = dir.join("envoy.json");
         std::fs::write(&path, config.to_string()).expect("config");
@@ -219,8 +236,17 @@ impl ProbeEnvoy {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
         };
-        mode(&dir, 0o755);
-        mode(&path, 0o644);
+        // The probe's own user creates its admin socket here.
+        mode(&dir, 0o700);
+        mode(&path, 0o600);
+        let user = Mesh::unix_user(workload);
+        let chowned = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{user}:{user}"))
+            .arg(&dir)
+            .status()
+            .expect("chown");
+        assert!(chowned.success(), "chown the probe's directory");
         let child = as_workload(
             workload,
             &mesh.bin("envoy"),
@@ -239,7 +265,7 @@ impl ProbeEnvoy {
         Self {
             child,
             listen_port,
-            admin_port,
+            admin_socket,
             _dir: dir,
         }
     }
@@ -254,17 +280,60 @@ impl ProbeEnvoy {
     /// Envoy's `/certs`: the certificates it holds right now (empty if its
     /// admin is not up yet).
     pub async fn certs(&self) -> String {
-        admin_get(self.admin_port, "/certs").await
+        admin_get(&self.admin_socket, "/certs").await
     }
 }
 
-/// GET on an Envoy admin port; empty on any failure.
-pub async fn admin_get(port: u16, path: &str) -> String {
-    interlock_common::client::install_crypto_provider();
-    match reqwest::get(format!("http://127.0.0.1:{port}{path}")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
+/// GET on an Envoy admin socket (these tests run as root, which may open
+/// every workload's socket); empty on any failure.
+pub async fn admin_get(socket: &std::path::Path, path: &str) -> String {
+    curl_unix(None, socket, "GET", path)
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+/// An HTTP request over a Unix socket with the real curl, optionally as a
+/// workload's Unix user: `Ok((HTTP status, body))`, or `Err(curl's exit
+/// code)` when it could not even connect (7: refused, e.g. no permission).
+pub async fn curl_unix(
+    as_user: Option<&str>,
+    socket: &std::path::Path,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String), i32> {
+    let socket_arg = socket.to_str().expect("utf8 path").to_owned();
+    let url = format!("http://localhost{path}");
+    let args = [
+        "-s",
+        "--max-time",
+        "5",
+        "-X",
+        method,
+        "-w",
+        "\\n%{http_code}",
+        "--unix-socket",
+        &socket_arg,
+        &url,
+    ];
+    let mut cmd = match as_user {
+        Some(w) => as_workload(w, std::path::Path::new("curl"), &args),
+        None => {
+            let mut c = Command::new("curl");
+            c.args(args);
+            c
+        }
+    };
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run curl");
+    if !out.status.success() {
+        return Err(out.status.code().unwrap_or(-1));
     }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Ok((code.trim().parse().unwrap_or(0), body.to_owned()))
 }
 
 impl Drop for ProbeEnvoy {

@@ -1,6 +1,7 @@
 //! auth end to end with the real users and roles: registration, login,
 //! refresh rotation with reuse detection, logout, throttling, JWKS and key
-//! rotation.
+//! rotation. Limits under concurrency (throttling races, floods) are in
+//! [`limits`].
 
 use std::time::{Duration, Instant};
 
@@ -8,12 +9,13 @@ use interlock_itest::services::{self, Tokens};
 use interlock_itest::{Caller, Stack};
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::auth::v1::*;
-use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
+use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_proto::users::v1::{GetMeRequest, GetUserRequest};
 use tonic::Code;
 
 use crate::assert_status;
+
+mod limits;
 
 fn register_req(login: &str) -> RegisterRequest {
     RegisterRequest {
@@ -340,12 +342,20 @@ async fn failed_registration_is_compensated_and_can_be_retried() {
         .expect("retry succeeds")
         .into_inner()
         .user_id;
-    let user = UsersInternalClient::new(Caller::peer(&s.pki, "auth").to(s.users))
-        .get_user(GetUserRequest { id: id.clone() })
+    // The retry resumed the same registration to the end: it logs in, and
+    // users serves the profile with the default roles.
+    let pair = auth
+        .login(login_req("phoenix", "correct horse battery"))
+        .await
+        .expect("login after the retry")
+        .into_inner();
+    assert_eq!(pair.user_id, id);
+    let me = UsersServiceClient::new(Caller::user(&s.pki, &pair.access_token).to(s.users))
+        .get_me(GetMeRequest {})
         .await
         .expect("profile")
         .into_inner();
-    assert_eq!(user.roles, vec!["user".to_owned()]);
+    assert_eq!((me.id, me.roles), (id, vec!["user".to_owned()]));
 }
 
 /// Wrong password and unknown login look the same, and the unknown login
@@ -593,4 +603,28 @@ async fn http_jwks_is_served_to_allowed_peers_only() {
     );
     assert_eq!(get(None).await.0, 401);
     assert_eq!(get(Some(s.pki.untrusted_xfcc("users"))).await.0, 401);
+}
+
+/// A 100-character non-ASCII password (200 bytes) that Register accepts
+/// also logs in: both count characters against one limit.
+#[tokio::test]
+async fn long_non_ascii_password_registers_and_logs_in() {
+    let s = Stack::with_auth().await;
+    let mut auth = edge(&s);
+    let password = "ü".repeat(100);
+    let user_id = auth
+        .register(RegisterRequest {
+            password: password.clone(),
+            ..register_req("umlaut")
+        })
+        .await
+        .expect("register")
+        .into_inner()
+        .user_id;
+    let pair = auth
+        .login(login_req("umlaut", &password))
+        .await
+        .expect("login with the registered password")
+        .into_inner();
+    assert_eq!(pair.user_id, user_id);
 }

@@ -61,3 +61,45 @@ async fn valid_token_from_a_non_edge_peer_is_denied() {
         "may not call",
     );
 }
+
+/// A token whose session auth lists as revoked (Logout, refresh-token
+/// reuse) is refused by the service on its next refresh of the list,
+/// although its signature and expiry are still good; other sessions of the
+/// same user keep working.
+#[tokio::test]
+async fn token_of_a_revoked_session_is_refused_after_the_next_refresh() {
+    let s = Stack::with_test_tokens().await;
+    let user = uuid::Uuid::new_v4();
+    let claims = s.issuer.claims(user, 900);
+    let revoked_token = s.issuer.token_with(&claims);
+    let other_session = s.issuer.token(user);
+    let mut c = UsersServiceClient::new(Caller::user(&s.pki, &revoked_token).to(s.users));
+    // Passes the guard (NOT_FOUND: no profile) before the revocation.
+    assert_status(c.get_me(GetMeRequest {}).await, Code::NotFound, "not found");
+
+    s.issuer.revoke(claims.sid.parse().expect("sid"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let refused = loop {
+        match c.get_me(GetMeRequest {}).await {
+            Err(e) if e.code() == Code::Unauthenticated => break e,
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still accepted 5 s after revocation: {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        refused.message().contains("revoked"),
+        "{}",
+        refused.message()
+    );
+    let mut other = UsersServiceClient::new(Caller::user(&s.pki, &other_session).to(s.users));
+    assert_status(
+        other.get_me(GetMeRequest {}).await,
+        Code::NotFound,
+        "not found",
+    );
+}

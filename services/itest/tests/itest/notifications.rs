@@ -1,5 +1,9 @@
 //! notifications: Create by modules, the sender's ListPending and
-//! MarkProcessed, and the recipient's ListMine, MarkReceived and devices.
+//! MarkProcessed, and the recipient's ListMine and MarkReceived; push
+//! devices in [`devices`], the sender's lease and scope checks in [`leases`].
+
+mod devices;
+mod leases;
 
 use interlock_itest::Stack;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
@@ -236,6 +240,7 @@ async fn sender_claims_pending_and_marks_processed_atomically() {
         sender
             .mark_processed(MarkProcessedRequest {
                 ids: vec![a.clone(), ghost.clone()],
+                worker_id: "w1".into(),
             })
             .await,
         Code::NotFound,
@@ -260,6 +265,7 @@ async fn sender_claims_pending_and_marks_processed_atomically() {
     let done = sender
         .mark_processed(MarkProcessedRequest {
             ids: vec![a.clone(), b.clone()],
+            worker_id: "w2".into(),
         })
         .await
         .expect("mark");
@@ -267,6 +273,7 @@ async fn sender_claims_pending_and_marks_processed_atomically() {
     let again = sender
         .mark_processed(MarkProcessedRequest {
             ids: vec![a.clone()],
+            worker_id: "w2".into(),
         })
         .await
         .expect("again");
@@ -340,86 +347,8 @@ async fn internal_methods_follow_the_per_method_policy() {
     );
     let mut edge = NotificationsInternalClient::new(s.as_peer("edge").to(s.notifications));
     assert_status(
-        edge.mark_processed(MarkProcessedRequest { ids: vec![] })
-            .await,
+        edge.mark_processed(MarkProcessedRequest::default()).await,
         Code::PermissionDenied,
         "may not call",
-    );
-}
-
-/// Devices: registered idempotently, moved when another user registers the
-/// same token, removable only by their owner.
-#[tokio::test]
-async fn devices_register_move_and_unregister() {
-    let s = Stack::with_test_tokens().await;
-    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut a = NotificationsServiceClient::new(s.as_user(alice).to(s.notifications));
-    let mut b = NotificationsServiceClient::new(s.as_user(bob).to(s.notifications));
-    let reg = |token: &str, platform: Platform| RegisterDeviceRequest {
-        fcm_token: token.into(),
-        platform: platform as i32,
-    };
-
-    let d1 = a
-        .register_device(reg("tok-1:abc", Platform::Android))
-        .await
-        .expect("reg")
-        .into_inner();
-    let d1_again = a
-        .register_device(reg("tok-1:abc", Platform::Android))
-        .await
-        .expect("again")
-        .into_inner();
-    assert_eq!(d1.id, d1_again.id);
-
-    assert_status(
-        a.register_device(reg("", Platform::Ios)).await,
-        Code::InvalidArgument,
-        "fcm_token: is required",
-    );
-    assert_status(
-        a.register_device(reg("has space", Platform::Ios)).await,
-        Code::InvalidArgument,
-        "fcm_token",
-    );
-    assert_status(
-        a.register_device(reg("tok", Platform::Unspecified)).await,
-        Code::InvalidArgument,
-        "platform",
-    );
-
-    // Bob cannot remove Alice's device...
-    assert_status(
-        b.unregister_device(UnregisterDeviceRequest {
-            device_id: d1.id.clone(),
-        })
-        .await,
-        Code::NotFound,
-        "not found",
-    );
-    // ...but if the app install changes hands, the token moves to Bob.
-    b.register_device(reg("tok-1:abc", Platform::Android))
-        .await
-        .expect("moved");
-    assert_status(
-        a.unregister_device(UnregisterDeviceRequest {
-            device_id: d1.id.clone(),
-        })
-        .await,
-        Code::NotFound,
-        "not found",
-    );
-    b.unregister_device(UnregisterDeviceRequest {
-        device_id: d1.id.clone(),
-    })
-    .await
-    .expect("owner removes");
-    assert_status(
-        b.unregister_device(UnregisterDeviceRequest {
-            device_id: "x".into(),
-        })
-        .await,
-        Code::InvalidArgument,
-        "device_id",
     );
 }

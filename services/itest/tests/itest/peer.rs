@@ -112,3 +112,57 @@ mod tonic_health_proto {
     pub use tonic_health::pb::HealthCheckRequest;
     pub use tonic_health::pb::health_client::HealthClient;
 }
+
+/// The service's Unix socket admits only its own sidecar's Unix user
+/// (SO_PEERCRED): a caller running as any other user is cut off before a
+/// byte is read, even with a genuine, allowed SVID in the header — SVID
+/// certificates are public, so the header alone proves nothing.
+#[tokio::test]
+async fn forged_xfcc_from_another_unix_user_is_refused_even_with_a_genuine_certificate() {
+    let s = Stack::with_test_tokens().await;
+    let dir = std::env::temp_dir().join(format!("il-peercred-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let me = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&dir).expect("dir").uid()
+    };
+    let on_socket =
+        |name: &str, uids: Option<Vec<u32>>| interlock_common::settings::ServerSettings {
+            listen: interlock_common::settings::ListenAddr::Unix(dir.join(name)),
+            unix_peer_uids: uids,
+        };
+    // Only some other user may connect: this test's process is a stranger.
+    let _db = interlock_itest::services::spawn_roles_on(
+        &s.pki,
+        &s.issuer.jwks_url,
+        on_socket("other.sock", Some(vec![me + 1])),
+    )
+    .await;
+    // The default: the socket's owner (this test's user, as the sidecar).
+    let _db2 = interlock_itest::services::spawn_roles_on(
+        &s.pki,
+        &s.issuer.jwks_url,
+        on_socket("own.sock", None),
+    )
+    .await;
+
+    let genuine = s.as_peer("users");
+    let refused = RolesInternalClient::new(genuine.to_unix(&dir.join("other.sock")))
+        .get_roles(get_roles())
+        .await
+        .expect_err("a stranger's connection is dropped");
+    // The connection is closed unread: a transport failure, never an answer.
+    assert!(
+        matches!(refused.code(), Code::Unavailable | Code::Unknown),
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("transport"), "{refused:?}");
+
+    let mut own = RolesInternalClient::new(genuine.to_unix(&dir.join("own.sock")));
+    assert_status(
+        own.get_roles(get_roles()).await,
+        Code::NotFound,
+        "not found",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

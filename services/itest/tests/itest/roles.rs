@@ -32,11 +32,14 @@ fn grant(id: Uuid, role: &str) -> GrantRequest {
 }
 
 /// Default roles are idempotent, GetRoles reads them, RemoveUser forgets.
+/// Each method is called as the module the policy grants it to: auth
+/// registers and removes, users reads; auth may not read.
 #[tokio::test]
 async fn default_roles_get_roles_and_remove_user() {
     let s = Stack::with_test_tokens().await;
     let id = Uuid::new_v4();
     let mut c = RolesInternalClient::new(s.as_peer("auth").to(s.roles));
+    let mut reader = RolesInternalClient::new(s.as_peer("users").to(s.roles));
     let first = c
         .assign_default_roles(AssignDefaultRolesRequest {
             user_id: id.to_string(),
@@ -50,7 +53,7 @@ async fn default_roles_get_roles_and_remove_user() {
         .await
         .expect("retry");
     assert_eq!(first.into_inner().roles, again.into_inner().roles);
-    let roles = c
+    let roles = reader
         .get_roles(GetRolesRequest {
             user_id: id.to_string(),
         })
@@ -61,9 +64,18 @@ async fn default_roles_get_roles_and_remove_user() {
     assert_eq!(roles, vec!["user".to_owned()]);
     assert_status(
         c.get_roles(GetRolesRequest {
-            user_id: "x".into(),
+            user_id: id.to_string(),
         })
         .await,
+        Code::PermissionDenied,
+        "may not call",
+    );
+    assert_status(
+        reader
+            .get_roles(GetRolesRequest {
+                user_id: "x".into(),
+            })
+            .await,
         Code::InvalidArgument,
         "user_id: must be a UUID",
     );
@@ -86,10 +98,11 @@ async fn default_roles_get_roles_and_remove_user() {
         .removed
     );
     assert_status(
-        c.get_roles(GetRolesRequest {
-            user_id: id.to_string(),
-        })
-        .await,
+        reader
+            .get_roles(GetRolesRequest {
+                user_id: id.to_string(),
+            })
+            .await,
         Code::NotFound,
         "not found",
     );
@@ -307,4 +320,77 @@ async fn list_pages_through_assignments() {
         Code::InvalidArgument,
         "page_size",
     );
+}
+
+/// RemoveUser keeps the last-admin rule of Revoke: the only admin cannot be
+/// removed, and of two admins removed (or one removed, one revoked) at the
+/// same time exactly one change goes through, so an admin always remains.
+#[tokio::test]
+async fn remove_user_never_removes_the_last_admin_even_when_racing() {
+    let s = Stack::with_test_tokens().await;
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for id in [a, b, c] {
+        register(&s, id).await;
+    }
+    let db = pool(&s).await;
+    interlock_roles::store::bootstrap_admin(&db, a)
+        .await
+        .expect("bootstrap");
+    let internal = RolesInternalClient::new(s.as_peer("auth").to(s.roles));
+    let remove = |id: Uuid| {
+        let mut c = internal.clone();
+        async move {
+            c.remove_user(RemoveUserRequest {
+                user_id: id.to_string(),
+            })
+            .await
+        }
+    };
+    let admins = || async {
+        sqlx::query_scalar::<_, Uuid>("SELECT user_id FROM role_assignments WHERE role = 'admin'")
+            .fetch_all(&db)
+            .await
+            .expect("admins")
+    };
+
+    assert_status(remove(a).await, Code::FailedPrecondition, "last admin");
+    assert_eq!(admins().await, [a], "still the admin");
+
+    let mut as_admin = RolesAdminClient::new(s.as_user(a).to(s.roles));
+    as_admin
+        .grant(grant(b, "admin"))
+        .await
+        .expect("second admin");
+    let (ra, rb) = tokio::join!(remove(a), remove(b));
+    let removed: Vec<Uuid> = [(a, ra), (b, rb)]
+        .into_iter()
+        .filter_map(|(id, r)| match r {
+            Ok(r) => {
+                assert!(r.into_inner().removed);
+                Some(id)
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+                None
+            }
+        })
+        .collect();
+    assert_eq!(removed.len(), 1, "exactly one removal wins");
+    let survivor = if removed == [a] { b } else { a };
+    assert_eq!(admins().await, [survivor]);
+
+    // A revoke and a removal race the same way.
+    let mut as_survivor = RolesAdminClient::new(s.as_user(survivor).to(s.roles));
+    as_survivor
+        .grant(grant(c, "admin"))
+        .await
+        .expect("another admin");
+    let revoke = RevokeRequest {
+        user_id: survivor.to_string(),
+        role: "admin".into(),
+    };
+    let (revoked, rc) = tokio::join!(as_survivor.revoke(revoke), remove(c));
+    let changes = usize::from(revoked.is_ok()) + usize::from(rc.is_ok());
+    assert_eq!(changes, 1, "exactly one of revoke and remove wins");
+    assert_eq!(admins().await.len(), 1);
 }

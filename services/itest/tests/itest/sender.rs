@@ -383,3 +383,34 @@ async fn graceful_stop_releases_unstarted_claims() {
     processed(&s, &ids, Duration::from_secs(20)).await;
     next.stop().await;
 }
+
+/// With the lease and scope checks in place, a token that goes stale while
+/// several notifications to its user are in one claim stalls none of them:
+/// the first UNREGISTERED removes the device, the next notification's
+/// outcome for it is skipped, and both end processed.
+#[tokio::test]
+async fn a_token_unregistered_mid_claim_stalls_no_notification() {
+    let s = Stack::with_test_tokens().await;
+    let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
+    let user = Uuid::new_v4();
+    let gone = device(&s, user, "tok-stale").await;
+    let fine = device(&s, user, "tok-fine").await;
+    let unregistered = || Fault::Error {
+        code: "UNREGISTERED".into(),
+        retry_after: None,
+    };
+    fcm.script("tok-stale", vec![unregistered(), unregistered()]);
+    let first = notify(&s, "one", &[user]).await;
+    let second = notify(&s, "two", &[user]).await;
+    let sender = start_sender(&s, addr, "sender-stale", |_| {}).await;
+    let r = processed(&s, &[first, second], Duration::from_secs(20)).await;
+    sender.stop().await;
+
+    assert_eq!(r[0].outcome, "delivered to 1 of 2 devices");
+    assert_eq!(
+        status_of(&r[0], &gone).0,
+        DeliveryStatus::Unregistered as i32
+    );
+    assert_eq!(r[1].outcome, "delivered to 1 of 1 devices");
+    assert_eq!(status_of(&r[1], &fine).0, DeliveryStatus::Delivered as i32);
+}

@@ -3,11 +3,13 @@
 //! Run by scripts/test.sh after `scripts/mesh.sh up`.
 
 mod grpcurl;
+mod hostile;
 mod identity;
 mod journey;
 mod push;
 mod refusals;
 mod rotation;
+mod security;
 mod tracing;
 
 use tonic::{Code, Status};

@@ -8,7 +8,7 @@ use interlock_proto::auth::v1::GetJwksRequest;
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
 use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
-use interlock_proto::roles::v1::{GetRolesRequest, ListRequest};
+use interlock_proto::roles::v1::{AssignDefaultRolesRequest, GetRolesRequest, ListRequest};
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -92,18 +92,13 @@ async fn edge_does_not_route_internal_services() {
     );
 }
 
-/// notifications holds a valid SVID, but the policy does not let it call
-/// roles' admin API: the roles sidecar's RBAC refuses. The same SVID may
-/// call roles' internal API (control).
+/// users holds a valid SVID, but the policy does not let it call roles'
+/// admin API, nor any internal method but GetRoles: the roles sidecar's
+/// RBAC refuses. The same SVID may call GetRoles (control).
 #[tokio::test]
 async fn sidecar_refuses_a_valid_svid_the_policy_does_not_allow() {
     let mesh = mesh();
-    let probe = ProbeEnvoy::start(
-        &mesh,
-        "notifications",
-        &mesh.spiffe_id("notifications"),
-        "roles",
-    );
+    let probe = ProbeEnvoy::start(&mesh, "users", &mesh.spiffe_id("users"), "roles");
     let channel = probe.channel();
     // Once the probe has its SVID from SPIRE, the allowed call reaches
     // roles, which answers NOT_FOUND for an unknown user.
@@ -123,8 +118,18 @@ async fn sidecar_refuses_a_valid_svid_the_policy_does_not_allow() {
     })
     .await;
     let status = assert_code(
-        RolesAdminClient::new(channel)
+        RolesAdminClient::new(channel.clone())
             .list(ListRequest::default())
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("RBAC"), "{}", status.message());
+    // Least privilege per method: users may read roles, not assign them.
+    let status = assert_code(
+        RolesInternalClient::new(channel)
+            .assign_default_roles(AssignDefaultRolesRequest {
+                user_id: uuid::Uuid::new_v4().to_string(),
+            })
             .await,
         Code::PermissionDenied,
     );

@@ -29,7 +29,7 @@ async fn calls_keep_succeeding_across_two_svid_rotations() {
     let mesh = mesh();
     let pair = register_and_login(&unique_login("steady")).await;
     let mut users = UsersServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
-    let admin = mesh.topology.workloads["users"].admin_port;
+    let admin = mesh.admin_socket("users");
     let mut seen: Vec<String> = Vec::new();
     let (mut ok, mut failed) = (0u32, Vec::new());
     let started = Instant::now();
@@ -38,7 +38,7 @@ async fn calls_keep_succeeding_across_two_svid_rotations() {
     // Two rotations = three distinct serials of the users sidecar's SVID.
     while seen.len() < 3 && started.elapsed() < limit {
         if last_sample.elapsed() >= Duration::from_secs(1) {
-            for s in serials(&admin_get(admin, "/certs").await) {
+            for s in serials(&admin_get(&admin, "/certs").await) {
                 if !seen.contains(&s) {
                     seen.push(s);
                 }

@@ -260,12 +260,7 @@ async fn a_jwt_refusal_is_in_its_trace() {
 #[tokio::test]
 async fn a_disallowed_peer_refusal_is_in_its_trace() {
     let mesh = mesh();
-    let probe = ProbeEnvoy::start(
-        &mesh,
-        "notifications",
-        &mesh.spiffe_id("notifications"),
-        "roles",
-    );
+    let probe = ProbeEnvoy::start(&mesh, "users", &mesh.spiffe_id("users"), "roles");
     let channel = probe.channel();
     let trace_id = new_trace_id();
     eventually("the probe never reached roles' sidecar", || {
@@ -293,4 +288,52 @@ async fn a_disallowed_peer_refusal_is_in_its_trace() {
         !spans.iter().any(|s| s.service == "roles"),
         "the refused call never reached roles"
     );
+}
+
+/// A Login attempt's trace names no login, email or client address: not
+/// in the services' spans (no such fields), not in Envoy's (the pipeline
+/// drops `peer.address` and `user_agent`).
+#[tokio::test]
+async fn login_traces_carry_no_personal_data() {
+    let mesh = mesh();
+    let login = unique_login("private");
+    let email = format!("{login}@example.com");
+    register_and_login(&login).await;
+    let trace_id = new_trace_id();
+    let mut auth = interlock_proto::auth::v1::auth_service_client::AuthServiceClient::new(
+        edge_channel(&mesh).await,
+    );
+    let mut req = tonic::Request::new(interlock_proto::auth::v1::LoginRequest {
+        login_or_email: email.clone(),
+        password: "wrong horse battery".into(),
+    });
+    req.metadata_mut().insert(
+        "traceparent",
+        MetadataValue::try_from(traceparent(&trace_id)).expect("ascii"),
+    );
+    let refused = auth.login(req).await.expect_err("wrong password");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let spans = trace(&trace_id, |s| {
+        s.iter().any(|x| x.service == "edge")
+            && s.iter()
+                .any(|x| x.service == "auth" && x.tags.contains_key("db.system"))
+    })
+    .await;
+    for span in &spans {
+        for (key, value) in &span.tags {
+            assert!(
+                !["peer.address", "user_agent", "client.address"].contains(&key.as_str()),
+                "{} {}: {key}={value}",
+                span.service,
+                span.operation
+            );
+            let lower = value.to_ascii_lowercase();
+            assert!(
+                !lower.contains(&login) && !lower.contains(&email),
+                "{} {}: {key}={value} names the user",
+                span.service,
+                span.operation
+            );
+        }
+    }
 }

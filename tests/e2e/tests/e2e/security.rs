@@ -1,0 +1,293 @@
+//! The mesh's own control planes and secrets, checked on the running mesh
+//! the way a local attacker would probe them (docs/security.md): nothing
+//! listens beyond loopback, the supervisor's and Envoys' admin APIs are
+//! closed to other Unix users, the SPIRE join token is gone, revoked
+//! sessions stop working everywhere, and the edge rate-limits the methods
+//! anyone may call.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use interlock_e2e::{curl_unix, edge, eventually, mesh};
+use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
+use interlock_proto::auth::v1::{LogoutRequest, RefreshRequest};
+use interlock_proto::users::v1::GetMeRequest;
+use interlock_proto::users::v1::users_service_client::UsersServiceClient;
+use tonic::Code;
+
+use crate::journey::register_and_login;
+
+/// Programs the mesh starts.
+const MESH_PROGRAMS: &[&str] = &[
+    "envoy",
+    "spire-server",
+    "spire-agent",
+    "jaeger",
+    "process-compose",
+    "interlock-",
+    "postgres",
+];
+
+/// Every TCP or UDP socket a mesh program listens on is bound to loopback;
+/// process-compose has no TCP server at all.
+#[tokio::test]
+async fn nothing_of_the_mesh_listens_beyond_loopback() {
+    let out = std::process::Command::new("ss")
+        .args(["-H", "-l", "-n", "-p", "-t", "-u"])
+        .output()
+        .expect("run ss");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some(program) = MESH_PROGRAMS
+            .iter()
+            .find(|p| line.contains(&format!("((\"{p}")))
+        else {
+            continue;
+        };
+        seen += 1;
+        assert_ne!(
+            *program, "process-compose",
+            "the supervisor listens on TCP: {line}"
+        );
+        let local = line
+            .split_whitespace()
+            .nth(4)
+            .expect("local address column");
+        let host = local.rsplit_once(':').map_or(local, |(h, _)| h);
+        assert!(
+            matches!(host, "127.0.0.1" | "[::1]" | "[::ffff:127.0.0.1]"),
+            "{program} listens beyond loopback: {line}"
+        );
+    }
+    assert!(
+        seen >= 8,
+        "expected the mesh's listeners in ss output:\n{text}"
+    );
+}
+
+/// The supervisor's API (it can replace any process's command, as root)
+/// answers root on its Unix socket and refuses every other user.
+#[tokio::test]
+async fn supervisor_api_is_reachable_by_root_only() {
+    let m = mesh();
+    let socket = m.control_socket();
+    let dir = socket.parent().expect("control dir");
+    let mode = std::fs::metadata(dir)
+        .expect("control dir")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    let (status, body) = curl_unix(None, &socket, "GET", "/processes")
+        .await
+        .expect("root reaches the supervisor");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("sidecar-users"), "{body}");
+    for user in ["sender", "edge", "users"] {
+        let refused = curl_unix(Some(user), &socket, "GET", "/processes").await;
+        assert!(
+            refused.is_err(),
+            "interlock-{user} reached the supervisor: {refused:?}"
+        );
+    }
+}
+
+/// No other Unix user can open an Envoy's admin API: the sender's user
+/// cannot stop the edge or turn on debug logging (which would log bearer
+/// tokens); root can still read it.
+#[tokio::test]
+async fn envoy_admin_apis_are_closed_to_other_users() {
+    let m = mesh();
+    let edge_admin = m.admin_socket("edge");
+    for (path, method) in [
+        ("/quitquitquit", "POST"),
+        ("/logging?level=debug", "POST"),
+        ("/certs", "GET"),
+    ] {
+        let refused = curl_unix(Some("sender"), &edge_admin, method, path).await;
+        assert!(
+            refused.is_err(),
+            "the sender's user reached edge admin {path}: {refused:?}"
+        );
+    }
+    let users_admin = m.admin_socket("users");
+    let refused = curl_unix(Some("roles"), &users_admin, "POST", "/quitquitquit").await;
+    assert!(
+        refused.is_err(),
+        "roles' user reached users' sidecar admin: {refused:?}"
+    );
+    for w in std::iter::once("edge").chain(m.workloads()) {
+        let (status, body) = curl_unix(None, &m.admin_socket(w), "GET", "/ready")
+            .await
+            .unwrap_or_else(|code| panic!("root cannot read {w}'s admin: curl {code}"));
+        assert_eq!((status, body.trim()), (200, "LIVE"), "{w}");
+    }
+}
+
+/// The SPIRE join token is never on a command line, lives root-only, and
+/// is deleted once the agent has attested.
+#[tokio::test]
+async fn join_token_is_root_only_and_gone_after_attestation() {
+    let m = mesh();
+    let token = m.join_token_file();
+    let dir = token.parent().expect("join dir");
+    let mode = std::fs::metadata(dir)
+        .expect("join dir")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    eventually("the join token is deleted", || {
+        let exists = token.exists();
+        async move {
+            if exists {
+                Err("still there".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await;
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        assert!(
+            !args.iter().any(|a| *a == b"-joinToken"),
+            "a process has the join token on its command line: {}",
+            String::from_utf8_lossy(&cmdline)
+        );
+    }
+}
+
+/// Waits until GetMe with `access` is refused as revoked; panics after
+/// the documented window (docs/security.md: 2 s refresh + one fetch) with
+/// generous margin for a loaded machine.
+async fn assert_revoked_within_window(access: &str) -> Duration {
+    let m = mesh();
+    let mut users = UsersServiceClient::new(edge(&m, Some(access)).await);
+    let start = Instant::now();
+    loop {
+        match users.get_me(GetMeRequest {}).await {
+            Err(e) if e.code() == Code::Unauthenticated => {
+                assert!(e.message().contains("revoked"), "{}", e.message());
+                return start.elapsed();
+            }
+            other => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "access token still accepted 10 s after its session was revoked: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// After Logout, the session's access token is refused by the services
+/// within the revocation window, although it has not expired.
+#[tokio::test]
+async fn access_token_is_refused_after_logout() {
+    let m = mesh();
+    let pair = register_and_login(&interlock_e2e::unique_login("logout")).await;
+    let mut users = UsersServiceClient::new(edge(&m, Some(&pair.access_token)).await);
+    users
+        .get_me(GetMeRequest {})
+        .await
+        .expect("GetMe before logout");
+    AuthServiceClient::new(edge(&m, Some(&pair.access_token)).await)
+        .logout(LogoutRequest {})
+        .await
+        .expect("logout");
+    let took = assert_revoked_within_window(&pair.access_token).await;
+    println!("access token refused {took:?} after Logout");
+}
+
+/// Reusing a rotated refresh token revokes the session: the access token
+/// minted by the legitimate refresh stops working too.
+#[tokio::test]
+async fn access_token_is_refused_after_refresh_token_reuse() {
+    let m = mesh();
+    let pair = register_and_login(&interlock_e2e::unique_login("reuse")).await;
+    let mut auth = AuthServiceClient::new(edge(&m, None).await);
+    let rotated = auth
+        .refresh(RefreshRequest {
+            refresh_token: pair.refresh_token.clone(),
+        })
+        .await
+        .expect("first refresh")
+        .into_inner();
+    let reuse = auth
+        .refresh(RefreshRequest {
+            refresh_token: pair.refresh_token.clone(),
+        })
+        .await
+        .expect_err("reuse is refused");
+    assert_eq!(reuse.code(), Code::Unauthenticated, "{}", reuse.message());
+    let took = assert_revoked_within_window(&rotated.access_token).await;
+    println!("access token refused {took:?} after refresh-token reuse");
+}
+
+/// One client address cannot monopolise the methods anyone may call: past
+/// its bucket the edge answers RESOURCE_EXHAUSTED itself, while a client
+/// at another address is still served. (This test calls from its own
+/// loopback address, so the other tests' bucket is untouched.)
+#[tokio::test]
+async fn public_methods_are_rate_limited_per_client_address() {
+    let m = mesh();
+    let burst = m.topology.edge.public_burst as usize;
+    let channel = interlock_e2e::edge_channel_from(&m, "127.0.0.77".parse().expect("ip")).await;
+    let calls = (0..burst + 30).map(|_| {
+        let mut auth = AuthServiceClient::new(channel.clone());
+        async move {
+            auth.refresh(RefreshRequest {
+                refresh_token: "not-a-token".into(),
+            })
+            .await
+            .expect_err("a garbage refresh token is refused")
+        }
+    });
+    let results = futures_join_all(calls).await;
+    let limited = results
+        .iter()
+        .filter(|s| s.code() == Code::ResourceExhausted)
+        .count();
+    let reached_auth = results
+        .iter()
+        .filter(|s| s.code() == Code::Unauthenticated)
+        .count();
+    println!(
+        "{limited} of {} calls rate-limited at the edge, {reached_auth} reached auth",
+        results.len()
+    );
+    assert!(limited >= 20, "the edge limited only {limited} calls");
+    assert!(
+        reached_auth >= burst / 2,
+        "the burst should pass: {reached_auth}"
+    );
+    // Another address has its own bucket.
+    let mut other = AuthServiceClient::new(edge(&m, None).await);
+    let err = other
+        .refresh(RefreshRequest {
+            refresh_token: "not-a-token".into(),
+        })
+        .await
+        .expect_err("refused by auth, not the edge");
+    assert_eq!(err.code(), Code::Unauthenticated, "{}", err.message());
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("join"));
+    }
+    out
+}
