@@ -61,10 +61,45 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A plain HTTP client for a peer's HTTP endpoints (JWKS, revoked
-/// sessions): `outbound`'s headers on every request, over the egress
-/// sidecar's Unix socket when `socket` is set.
-pub fn http_client(
+/// A JSON document a peer serves over plain HTTP (auth's JWKS and revoked
+/// sessions), fetched with `outbound`'s headers, over the egress sidecar's
+/// Unix socket when one is given.
+pub struct HttpJson {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl HttpJson {
+    pub fn new(
+        url: impl Into<String>,
+        socket: Option<&std::path::Path>,
+        timeout: Duration,
+        outbound: &Outbound,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            client: http_client(socket, timeout, outbound)?,
+            url: url.into(),
+        })
+    }
+
+    /// GETs and parses the document; the error names the URL and why.
+    pub async fn get<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        let resp = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {}: {e}", self.url))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {}: HTTP {}", self.url, resp.status()));
+        }
+        resp.json()
+            .await
+            .map_err(|e| format!("GET {}: {e}", self.url))
+    }
+}
+
+fn http_client(
     socket: Option<&std::path::Path>,
     timeout: Duration,
     outbound: &Outbound,

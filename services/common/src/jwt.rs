@@ -76,42 +76,11 @@ pub trait JwksSource: Send + Sync + 'static {
     async fn fetch(&self) -> Result<JwkSet, String>;
 }
 
-/// A JWKS served over HTTP (auth's `/.well-known/jwks.json`).
-pub struct HttpJwks {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl HttpJwks {
-    pub fn new(
-        url: impl Into<String>,
-        socket: Option<&std::path::Path>,
-        timeout: Duration,
-        outbound: &crate::client::Outbound,
-    ) -> Result<Self, String> {
-        let client = crate::client::http_client(socket, timeout, outbound)?;
-        Ok(Self {
-            client,
-            url: url.into(),
-        })
-    }
-}
-
+/// auth's `/.well-known/jwks.json` over HTTP.
 #[async_trait::async_trait]
-impl JwksSource for HttpJwks {
+impl JwksSource for crate::client::HttpJson {
     async fn fetch(&self) -> Result<JwkSet, String> {
-        let resp = self
-            .client
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {}: {e}", self.url))?;
-        if !resp.status().is_success() {
-            return Err(format!("GET {}: HTTP {}", self.url, resp.status()));
-        }
-        resp.json()
-            .await
-            .map_err(|e| format!("GET {}: {e}", self.url))
+        self.get().await
     }
 }
 

@@ -40,40 +40,10 @@ pub trait RevocationSource: Send + Sync + 'static {
 }
 
 /// auth's list over HTTP (through the egress sidecar in the mesh).
-pub struct HttpRevocations {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl HttpRevocations {
-    pub fn new(
-        url: impl Into<String>,
-        socket: Option<&std::path::Path>,
-        timeout: Duration,
-        outbound: &crate::client::Outbound,
-    ) -> Result<Self, String> {
-        Ok(Self {
-            client: crate::client::http_client(socket, timeout, outbound)?,
-            url: url.into(),
-        })
-    }
-}
-
 #[async_trait::async_trait]
-impl RevocationSource for HttpRevocations {
+impl RevocationSource for crate::client::HttpJson {
     async fn fetch(&self) -> Result<RevokedSessions, String> {
-        let resp = self
-            .client
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {}: {e}", self.url))?;
-        if !resp.status().is_success() {
-            return Err(format!("GET {}: HTTP {}", self.url, resp.status()));
-        }
-        resp.json()
-            .await
-            .map_err(|e| format!("GET {}: {e}", self.url))
+        self.get().await
     }
 }
 

@@ -13,9 +13,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::jwt::{HttpJwks, JwtVerifier, VerifierOptions};
+use crate::client::HttpJson;
+use crate::jwt::{JwtVerifier, VerifierOptions};
 use crate::peer::{PemFileBundle, TrustBundle, WorkloadApiBundle};
-use crate::revocation::{HttpRevocations, Revocations};
+use crate::revocation::Revocations;
 
 /// Loads `T` for `service` (e.g. `"auth"`).
 pub fn load<T: DeserializeOwned>(service: &str) -> anyhow::Result<T> {
@@ -243,8 +244,8 @@ impl JwtSettings {
         let socket = self.jwks_socket.as_deref();
         let timeout = Duration::from_secs(5);
         let source =
-            HttpJwks::new(&self.jwks_url, socket, timeout, outbound).map_err(anyhow::Error::msg)?;
-        let revoked = HttpRevocations::new(self.revoked_sessions_url(), socket, timeout, outbound)
+            HttpJson::new(&self.jwks_url, socket, timeout, outbound).map_err(anyhow::Error::msg)?;
+        let revoked = HttpJson::new(self.revoked_sessions_url(), socket, timeout, outbound)
             .map_err(anyhow::Error::msg)?;
         let revocations = Revocations::start(
             Arc::new(revoked),

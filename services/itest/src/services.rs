@@ -368,6 +368,22 @@ impl Stack {
         self.auth.expect("this stack runs auth")
     }
 
+    /// Registers an Android device with `token` for `user` (through the
+    /// external API, as the edge would); returns the device id.
+    pub async fn register_device(&self, user: uuid::Uuid, token: &str) -> String {
+        use interlock_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
+        use interlock_proto::notifications::v1::{Platform, RegisterDeviceRequest};
+        NotificationsServiceClient::new(self.as_user(user).to(self.notifications))
+            .register_device(RegisterDeviceRequest {
+                fcm_token: token.into(),
+                platform: Platform::Android as i32,
+            })
+            .await
+            .expect("register device")
+            .into_inner()
+            .id
+    }
+
     /// Caller from the edge with a valid test token for `user_id`.
     pub fn as_user(&self, user_id: uuid::Uuid) -> Caller {
         Caller::user(&self.pki, &self.issuer.token(user_id))

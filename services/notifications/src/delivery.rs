@@ -119,14 +119,13 @@ pub async fn report(
     worker: &str,
     outcomes: &[Outcome],
 ) -> sqlx::Result<Result<Reported, Refusal>> {
-    let mut tx = pool.begin().await?;
     let mut ids: Vec<Uuid> = outcomes.iter().map(|o| o.notification_id).collect();
     ids.sort();
     ids.dedup();
-    if let Err(refused) = lease::lock(&mut tx, &ids, Need::HeldBy(worker)).await? {
-        tx.rollback().await?;
-        return Ok(Err(refused));
-    }
+    let mut tx = match lease::begin(pool, &ids, Need::HeldBy(worker)).await? {
+        Ok(tx) => tx,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let mut device_ids: Vec<Uuid> = outcomes.iter().map(|o| o.device_id).collect();
     device_ids.sort();
     device_ids.dedup();
@@ -208,11 +207,10 @@ pub async fn release(
     worker: &str,
     ids: &[Uuid],
 ) -> sqlx::Result<Result<u64, Refusal>> {
-    let mut tx = pool.begin().await?;
-    if let Err(refused) = lease::lock(&mut tx, ids, Need::HeldBy(worker)).await? {
-        tx.rollback().await?;
-        return Ok(Err(refused));
-    }
+    let mut tx = match lease::begin(pool, ids, Need::HeldBy(worker)).await? {
+        Ok(tx) => tx,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let n = sqlx::query(
         "UPDATE notifications SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1)",
     )
@@ -226,19 +224,18 @@ pub async fn release(
 
 /// Marks `ids` processed, all or none, recording the outcome from the
 /// deliveries and ending the lease. Already processed ids are left as they
-/// are; every other id must be under a live lease. The request names no
-/// worker, so the lease's owner cannot be checked here.
+/// are (a retried call); every other id must be under `worker`'s live
+/// lease.
 #[tracing::instrument(skip_all, fields(db.system = "postgresql", ids = ids.len()))]
 pub async fn mark_processed(
     pool: &PgPool,
     worker: &str,
     ids: &[Uuid],
 ) -> sqlx::Result<Result<u64, Refusal>> {
-    let mut tx = pool.begin().await?;
-    if let Err(refused) = lease::lock(&mut tx, ids, Need::HeldByOrProcessed(worker)).await? {
-        tx.rollback().await?;
-        return Ok(Err(refused));
-    }
+    let mut tx = match lease::begin(pool, ids, Need::HeldByOrProcessed(worker)).await? {
+        Ok(tx) => tx,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let n = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE notifications n SET processed_at = now(), lease_owner = NULL, lease_until = NULL,
              outcome = {OUTCOME_SQL}

@@ -10,7 +10,7 @@
 //! between. This module owns no writes.
 
 use interlock_common::ApiError;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// Why a sender's call was refused. Nothing was written.
@@ -64,6 +64,24 @@ pub enum Need<'a> {
     /// Processed already (a retried call), or a live lease held by this
     /// worker.
     HeldByOrProcessed(&'a str),
+}
+
+/// Begins the transaction of a call after the claim: `ids` are locked and
+/// checked against `need` (see [`lock`]); on a refusal it is rolled back
+/// at once and nothing was written.
+pub async fn begin(
+    pool: &PgPool,
+    ids: &[Uuid],
+    need: Need<'_>,
+) -> sqlx::Result<Result<Transaction<'static, Postgres>, Refusal>> {
+    let mut tx = pool.begin().await?;
+    match lock(&mut tx, ids, need).await? {
+        Ok(()) => Ok(Ok(tx)),
+        Err(refused) => {
+            tx.rollback().await?;
+            Ok(Err(refused))
+        }
+    }
 }
 
 /// Locks `ids` in id order (so concurrent calls cannot deadlock) and checks

@@ -12,19 +12,6 @@ use interlock_proto::notifications::v1::notifications_service_client::Notificati
 use interlock_proto::notifications::v1::*;
 use uuid::Uuid;
 
-/// Registers a device token for `user`; returns the device id.
-async fn device(s: &Stack, user: Uuid, token: &str) -> String {
-    NotificationsServiceClient::new(s.as_user(user).to(s.notifications))
-        .register_device(RegisterDeviceRequest {
-            fcm_token: token.into(),
-            platform: Platform::Android as i32,
-        })
-        .await
-        .expect("register device")
-        .into_inner()
-        .id
-}
-
 async fn notify(s: &Stack, text: &str, to: &[Uuid]) -> String {
     NotificationsInternalClient::new(s.as_peer("auth").to(s.notifications))
         .create(CreateRequest {
@@ -81,9 +68,9 @@ async fn delivers_to_every_device_of_every_recipient() {
     let s = Stack::with_test_tokens().await;
     let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
     let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    device(&s, a, "tok-a1").await;
-    device(&s, a, "tok-a2").await;
-    device(&s, b, "tok-b1").await;
+    s.register_device(a, "tok-a1").await;
+    s.register_device(a, "tok-a2").await;
+    s.register_device(b, "tok-b1").await;
     let n1 = notify(&s, "Hello A and B", &[a, b]).await;
     let n2 = notify(&s, "Hello C", &[c]).await;
     let sender = start_sender(&s, addr, "sender-1", |_| {}).await;
@@ -134,7 +121,7 @@ async fn each_fcm_error_class_has_its_effect() {
         ),
         ("tok-oops", vec![err("INTERNAL", None)]),
     ] {
-        devices.insert(token, device(&s, user, token).await);
+        devices.insert(token, s.register_device(user, token).await);
         fcm.script(token, faults);
     }
     let id = notify(&s, "errors", &[user]).await;
@@ -199,8 +186,8 @@ async fn exhausted_retries_are_finished_by_a_later_claim() {
     let s = Stack::with_test_tokens().await;
     let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
     let user = Uuid::new_v4();
-    device(&s, user, "tok-fine").await;
-    let flaky = device(&s, user, "tok-flaky").await;
+    s.register_device(user, "tok-fine").await;
+    let flaky = s.register_device(user, "tok-flaky").await;
     fcm.script(
         "tok-flaky",
         (0..3)
@@ -237,7 +224,7 @@ async fn expired_access_tokens_are_refreshed() {
     let s = Stack::with_test_tokens().await;
     let (fcm, addr) = start_fcm(Duration::from_secs(2)).await;
     let user = Uuid::new_v4();
-    device(&s, user, "tok-1").await;
+    s.register_device(user, "tok-1").await;
     let sender = start_sender(&s, addr, "sender-tokens", |_| {}).await;
     let first = notify(&s, "one", &[user]).await;
     processed(&s, &[first], Duration::from_secs(20)).await;
@@ -265,7 +252,7 @@ async fn a_sender_killed_mid_batch_loses_no_notification() {
     let s = Stack::with_test_tokens().await;
     let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
     let user = Uuid::new_v4();
-    device(&s, user, "tok-slow").await;
+    s.register_device(user, "tok-slow").await;
     // Each send takes a while, so the batch is mid-flight when we kill it.
     fcm.script(
         "tok-slow",
@@ -318,7 +305,7 @@ async fn two_senders_never_deliver_twice_to_a_device() {
     let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     for (u, t) in [(a, "tok-a1"), (a, "tok-a2"), (b, "tok-b1")] {
-        device(&s, u, t).await;
+        s.register_device(u, t).await;
         fcm.script(t, (0..40).map(|_| Fault::Delay { ms: 20 }).collect());
     }
     let mut ids = Vec::new();
@@ -353,7 +340,7 @@ async fn graceful_stop_releases_unstarted_claims() {
     let s = Stack::with_test_tokens().await;
     let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
     let user = Uuid::new_v4();
-    device(&s, user, "tok-slow").await;
+    s.register_device(user, "tok-slow").await;
     fcm.script(
         "tok-slow",
         (0..10).map(|_| Fault::Delay { ms: 300 }).collect(),
@@ -393,8 +380,8 @@ async fn a_token_unregistered_mid_claim_stalls_no_notification() {
     let s = Stack::with_test_tokens().await;
     let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
     let user = Uuid::new_v4();
-    let gone = device(&s, user, "tok-stale").await;
-    let fine = device(&s, user, "tok-fine").await;
+    let gone = s.register_device(user, "tok-stale").await;
+    let fine = s.register_device(user, "tok-fine").await;
     let unregistered = || Fault::Error {
         code: "UNREGISTERED".into(),
         retry_after: None,

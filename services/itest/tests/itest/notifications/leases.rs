@@ -29,18 +29,6 @@ async fn notify(s: &Stack, to: &[Uuid]) -> String {
         .id
 }
 
-async fn device(s: &Stack, user: Uuid, token: &str) -> String {
-    NotificationsServiceClient::new(s.as_user(user).to(s.notifications))
-        .register_device(RegisterDeviceRequest {
-            fcm_token: token.into(),
-            platform: Platform::Android as i32,
-        })
-        .await
-        .expect("register")
-        .into_inner()
-        .id
-}
-
 /// Claims everything pending for `worker`; returns the claimed ids.
 async fn claim(c: &mut Internal, worker: &str) -> Vec<String> {
     c.list_pending(ListPendingRequest {
@@ -103,7 +91,7 @@ async fn report_deliveries_is_refused_unless_the_worker_holds_a_live_lease() {
     let s = Stack::with_test_tokens().await;
     let mut c = sender(&s);
     let alice = Uuid::new_v4();
-    let dev = device(&s, alice, "tok-alice").await;
+    let dev = s.register_device(alice, "tok-alice").await;
     let n = notify(&s, &[alice]).await;
     assert_eq!(claim(&mut c, "w1").await, std::slice::from_ref(&n));
     let unclaimed = notify(&s, &[alice]).await;
@@ -180,8 +168,8 @@ async fn an_unregistered_report_removes_only_devices_of_the_notifications_recipi
     let s = Stack::with_test_tokens().await;
     let mut c = sender(&s);
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let alices = device(&s, alice, "tok-alice").await;
-    let bobs = device(&s, bob, "tok-bob").await;
+    let alices = s.register_device(alice, "tok-alice").await;
+    let bobs = s.register_device(bob, "tok-bob").await;
     let n = notify(&s, &[alice]).await;
     claim(&mut c, "w1").await;
 
@@ -201,7 +189,7 @@ async fn an_unregistered_report_removes_only_devices_of_the_notifications_recipi
     );
     assert!(deliveries(&mut c, &n).await.is_empty(), "nothing written");
     assert_eq!(
-        device(&s, bob, "tok-bob").await,
+        s.register_device(bob, "tok-bob").await,
         bobs,
         "bob's device survived"
     );
@@ -216,7 +204,7 @@ async fn an_unregistered_report_removes_only_devices_of_the_notifications_recipi
         .into_inner();
     assert_eq!(done.devices_removed, 1);
     assert_ne!(
-        device(&s, alice, "tok-alice").await,
+        s.register_device(alice, "tok-alice").await,
         alices,
         "alice's device was removed"
     );
@@ -230,8 +218,8 @@ async fn outcomes_for_devices_removed_since_the_claim_are_skipped_not_refused() 
     let s = Stack::with_test_tokens().await;
     let mut c = sender(&s);
     let alice = Uuid::new_v4();
-    let kept = device(&s, alice, "tok-kept").await;
-    let removed = device(&s, alice, "tok-removed").await;
+    let kept = s.register_device(alice, "tok-kept").await;
+    let removed = s.register_device(alice, "tok-removed").await;
     let n = notify(&s, &[alice]).await;
     claim(&mut c, "w1").await;
     NotificationsServiceClient::new(s.as_user(alice).to(s.notifications))
