@@ -12,7 +12,7 @@ WORKDIR /src
 # protox compiles the protos in Rust: no protoc needed.
 COPY Cargo.toml Cargo.lock rustfmt.toml clippy.toml ./
 COPY proto proto
-COPY policy policy
+COPY crates crates
 COPY mesh mesh
 COPY migrations migrations
 COPY observability observability

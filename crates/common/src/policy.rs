@@ -1,5 +1,5 @@
 //! The call policy: which workload may call which RPC. Parsed from
-//! `policy/policy.toml` (embedded at build time, so a service always runs with
+//! `mesh/policy.toml` (embedded at build time, so a service always runs with
 //! the policy it was tested with) and checked for consistency on load.
 //!
 //! Anything the policy does not name is denied.
@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 
 /// The repository's policy file.
-pub const EMBEDDED: &str = include_str!("../../../policy/policy.toml");
+pub const EMBEDDED: &str = include_str!("../../../mesh/policy.toml");
 
 /// Problems found while loading a policy.
 #[derive(Debug, thiserror::Error)]

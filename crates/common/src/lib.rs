@@ -8,7 +8,7 @@
 //!   `tonic::Status`.
 //! - [`validate`] and [`page`]: input checks that name the bad field, and
 //!   opaque keyset page tokens.
-//! - [`policy`]: the call policy (`policy/policy.toml`), embedded at build.
+//! - [`policy`]: the call policy (`mesh/policy.toml`), embedded at build.
 //! - [`peer`]: the peer check — `x-forwarded-client-cert` parsed, verified
 //!   against the SPIFFE trust bundle, matched against the policy.
 //! - [`jwt`]: access-token verification with a cached JWKS, and

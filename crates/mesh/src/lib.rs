@@ -1,5 +1,5 @@
 //! The local mesh, generated from one description: `mesh/topology.toml`
-//! (ports, which workloads run) and `policy/policy.toml` (identities and
+//! (ports, which workloads run) and `mesh/policy.toml` (identities and
 //! who may call what).
 //!
 //! - [`topology`]: the description and the paths of a run directory.

@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // methods reach, so a client of the edge never learns the internal API.
     let external = reflection::external_only(
         &fds,
-        &external_services(&root.join("../policy/policy.toml"))?,
+        &external_services(&root.join("../mesh/policy.toml"))?,
     )?;
     std::fs::write(
         out.join("interlock_external_descriptor.bin"),
@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!(
         "cargo:rerun-if-changed={}",
-        root.join("../policy/policy.toml").display()
+        root.join("../mesh/policy.toml").display()
     );
     tonic_prost_build::configure()
         .skip_debug(SECRET_MESSAGES.iter().copied())

@@ -8,7 +8,7 @@ use interlock_proto::{EXTERNAL_FILE_DESCRIPTOR_SET, FILE_DESCRIPTOR_SET};
 use prost::Message;
 use prost_types::{DescriptorProto, FileDescriptorProto, FileDescriptorSet};
 
-/// The services `policy/policy.toml` marks `exposure = "external"`.
+/// The services `mesh/policy.toml` marks `exposure = "external"`.
 const EXTERNAL_SERVICES: [&str; 4] = [
     "interlock.auth.v1.AuthService",
     "interlock.roles.v1.RolesAdmin",
