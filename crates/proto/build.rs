@@ -19,23 +19,6 @@ const SECRET_MESSAGES: &[&str] = &[
     ".interlock.notifications.v1.Delivery",
 ];
 
-/// Names of the services the policy marks `exposure = "external"`. A service
-/// the policy does not list is nobody's to call, so reflection omits it too.
-fn external_services(policy: &std::path::Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(policy)?;
-    let doc: toml::Table = toml::from_str(&text)?;
-    let services = doc
-        .get("service")
-        .and_then(|s| s.as_array())
-        .cloned()
-        .unwrap_or_default();
-    Ok(services
-        .iter()
-        .filter(|s| s.get("exposure").and_then(|e| e.as_str()) == Some("external"))
-        .filter_map(|s| s.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-        .collect())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = [
@@ -50,18 +33,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("interlock_descriptor.bin"), fds.encode_to_vec())?;
     // What reflection serves: only the external services and the types their
     // methods reach, so a client of the edge never learns the internal API.
-    let external = reflection::external_only(
-        &fds,
-        &external_services(&root.join("../mesh/policy.toml"))?,
-    )?;
+    // A service the policy does not list is nobody's to call, so reflection
+    // omits it too.
+    let policy = interlock_policy::Policy::parse(interlock_policy::EMBEDDED)?;
+    let external: Vec<String> = policy.external_services().map(|s| s.name.clone()).collect();
+    let external = reflection::external_only(&fds, &external)?;
     std::fs::write(
         out.join("interlock_external_descriptor.bin"),
         external.encode_to_vec(),
     )?;
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("../mesh/policy.toml").display()
-    );
+    // The policy is embedded in interlock-policy, a build-dependency: when it
+    // changes, this script is rebuilt and so runs again.
     tonic_prost_build::configure()
         .skip_debug(SECRET_MESSAGES.iter().copied())
         .compile_fds(fds)?;

@@ -156,7 +156,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for TracedChannel {
                 let resp = tower::Service::call(&mut ready, req).await?;
                 crate::telemetry::record_status(
                     &tracing::Span::current(),
-                    crate::server::grpc_status(&resp),
+                    crate::telemetry::grpc_status(&resp),
                 );
                 Ok(resp)
             }

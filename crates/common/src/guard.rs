@@ -22,6 +22,7 @@ use crate::context::{AuthenticatedUser, ClientAddress, Peer};
 use crate::jwt::JwtVerifier;
 use crate::peer::{PeerVerifier, XFCC_HEADER};
 use crate::policy::Policy;
+use crate::settings::PeerSettings;
 
 /// Paths every service serves without checks.
 const EXEMPT_PREFIXES: &[&str] = &[
@@ -52,6 +53,29 @@ impl Guard {
         Self {
             config: Arc::new(config),
         }
+    }
+
+    /// The guard of the embedded policy, checking peers against the trust
+    /// bundle `[peer]` names and, when given, user tokens with `jwt`
+    /// (required by a service with external methods).
+    pub async fn from_settings(
+        peer: &PeerSettings,
+        jwt: Option<Arc<JwtVerifier>>,
+    ) -> anyhow::Result<Self> {
+        let policy = Arc::new(Policy::embedded());
+        let peers = PeerVerifier::from_settings(peer, policy.trust_domain())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok(Self::new(GuardConfig {
+            policy,
+            peers: Arc::new(peers),
+            jwt,
+        }))
+    }
+
+    /// The policy it enforces.
+    pub fn policy(&self) -> &Policy {
+        &self.config.policy
     }
 
     /// Runs every check; on success the request carries [`Peer`] and, for
@@ -186,15 +210,4 @@ fn plain_http_refusal<B: Default>(status: &Status) -> http::Response<B> {
     let mut resp = http::Response::new(B::default());
     *resp.status_mut() = code;
     resp
-}
-
-/// Builds the guard from the shared settings and the embedded policy.
-pub async fn from_settings(
-    peer: &crate::settings::PeerSettings,
-    jwt: Option<Arc<JwtVerifier>>,
-) -> anyhow::Result<Guard> {
-    let policy = Arc::new(Policy::embedded());
-    let bundle = peer.bundle(policy.trust_domain()).await?;
-    let peers = Arc::new(PeerVerifier::new(bundle, policy.trust_domain()));
-    Ok(Guard::new(GuardConfig { policy, peers, jwt }))
 }

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
 use uuid::Uuid;
 
+use crate::client::{HttpJson, Outbound};
 use crate::revocation::Revocations;
+use crate::settings::JwtSettings;
 
 /// The one algorithm access tokens are signed with.
 pub const ALGORITHM: Algorithm = Algorithm::ES256;
@@ -78,7 +80,7 @@ pub trait JwksSource: Send + Sync + 'static {
 
 /// auth's `/.well-known/jwks.json` over HTTP.
 #[async_trait::async_trait]
-impl JwksSource for crate::client::HttpJson {
+impl JwksSource for HttpJson {
     async fn fetch(&self) -> Result<JwkSet, String> {
         self.get().await
     }
@@ -96,6 +98,22 @@ pub struct VerifierOptions {
     /// Refetch the JWKS when the cached copy is older than this.
     pub max_age: Duration,
 }
+
+impl VerifierOptions {
+    /// The checks `[jwt]` asks for.
+    pub fn from_settings(settings: &JwtSettings) -> Self {
+        Self {
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway: Duration::from_secs(settings.leeway_secs),
+            min_refresh_interval: Duration::from_secs(settings.min_refresh_secs),
+            max_age: Duration::from_secs(settings.max_age_secs),
+        }
+    }
+}
+
+/// How long one fetch of the JWKS or the revoked sessions may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
@@ -137,6 +155,35 @@ impl JwtVerifier {
             fetch_lock: Mutex::new(()),
             revocations: None,
         }
+    }
+
+    /// The verifier `[jwt]` describes: the JWKS and the revoked sessions
+    /// fetched from auth over HTTP (with `outbound`'s headers, over
+    /// `jwks_socket` when set). The revoked sessions are fetched once now
+    /// and refreshed in the background from then on (see
+    /// [`crate::revocation`]).
+    pub async fn from_settings(
+        settings: &JwtSettings,
+        outbound: &Outbound,
+    ) -> anyhow::Result<Arc<Self>> {
+        let socket = settings.jwks_socket.as_deref();
+        let jwks = HttpJson::new(&settings.jwks_url, socket, FETCH_TIMEOUT, outbound)
+            .map_err(anyhow::Error::msg)?;
+        let revoked_url = settings
+            .revoked_sessions_url
+            .clone()
+            .unwrap_or_else(|| crate::revocation::default_url(&settings.jwks_url));
+        let revoked = HttpJson::new(revoked_url, socket, FETCH_TIMEOUT, outbound)
+            .map_err(anyhow::Error::msg)?;
+        let revocations = Revocations::start(
+            Arc::new(revoked),
+            Duration::from_millis(settings.revocation_refresh_ms),
+        )
+        .await;
+        Ok(Arc::new(
+            Self::new(Arc::new(jwks), VerifierOptions::from_settings(settings))
+                .with_revocations(revocations),
+        ))
     }
 
     /// Also refuses tokens of the sessions `revocations` lists.

@@ -25,6 +25,19 @@ use uuid::Uuid;
 /// Where auth serves the revoked sessions (an HTTP path on its listener).
 pub const REVOKED_SESSIONS_PATH: &str = "/internal/revoked-sessions";
 
+/// Where a verifier fetches the list when `[jwt]` names no
+/// `revoked_sessions_url`: [`REVOKED_SESSIONS_PATH`] on the JWKS URL's
+/// origin, so that one setting points a service at auth.
+pub fn default_url(jwks_url: &str) -> String {
+    // scheme://authority, the URL checked to be http(s) at start.
+    let origin_end = jwks_url
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| jwks_url[start..].find('/').map(|j| start + j))
+        .unwrap_or(jwks_url.len());
+    format!("{}{REVOKED_SESSIONS_PATH}", &jwks_url[..origin_end])
+}
+
 /// The document auth serves at [`REVOKED_SESSIONS_PATH`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedSessions {
@@ -138,6 +151,20 @@ mod tests {
                 answers[0].clone()
             }
         }
+    }
+
+    /// Without an explicit URL the revoked sessions come from the JWKS
+    /// URL's origin, so one setting points a service at auth.
+    #[test]
+    fn revoked_sessions_default_to_the_jwks_origin() {
+        assert_eq!(
+            default_url("http://auth/.well-known/jwks.json"),
+            "http://auth/internal/revoked-sessions"
+        );
+        assert_eq!(
+            default_url("http://127.0.0.1:7000"),
+            "http://127.0.0.1:7000/internal/revoked-sessions"
+        );
     }
 
     async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

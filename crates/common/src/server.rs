@@ -1,127 +1,195 @@
-//! The gRPC server every service runs: its routes behind the [`Guard`], plus
-//! grpc.health.v1 and server reflection, on an already bound listener, until
-//! `shutdown` resolves. Health turns NOT_SERVING first, so load balancers
-//! stop sending before in-flight calls drain.
+//! The one service skeleton. Each service's `build` returns an [`App`]: its
+//! routes behind the [`Guard`], plus optional background tasks (auth's key
+//! maintenance, the sender's delivery loop). `main` binds the
+//! [`Listener`] and calls [`App::run`] with [`shutdown_signal`]; tests bind
+//! port 0 and pass their own shutdown future.
+//!
+//! Every app also serves grpc.health.v1, reporting the services the policy
+//! says its module serves, and server reflection of the external services.
+//! On shutdown health turns NOT_SERVING first, so load balancers stop
+//! sending, then in-flight calls drain while the background tasks are told
+//! to stop; `run` returns when all of them are done.
+
+mod listener;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UnixListener};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
+pub use listener::Listener;
+
+use crate::client::Outbound;
 use crate::guard::Guard;
+use crate::jwt::JwtVerifier;
+use crate::settings::CommonSettings;
 
 /// Longest a single RPC may run before the server cancels it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A bound listener: TCP (tests, containers) or a Unix socket (local mesh).
-pub enum Listener {
-    Tcp(TcpListener),
-    /// Accepts only peers whose Unix user is in `peer_uids` (SO_PEERCRED).
-    Unix {
-        listener: UnixListener,
-        path: std::path::PathBuf,
-        peer_uids: Vec<u32>,
-    },
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A background task: given a receiver that turns `true` at shutdown, the
+/// future to run until then.
+type Task = Box<dyn FnOnce(watch::Receiver<bool>) -> BoxFuture + Send>;
+
+// === impl App ===
+
+/// A built service, ready to run on a listener.
+pub struct App {
+    module: &'static str,
+    guard: Guard,
+    routes: Routes,
+    tasks: Vec<(&'static str, Task)>,
 }
 
-impl Listener {
-    /// Binds `server.listen`; a stale socket file from an earlier run is
-    /// replaced.
-    ///
-    /// On a Unix socket only the users in `server.unix_peer_uids` may
-    /// connect; by default the socket's owner (the service's own user, which
-    /// its sidecar shares) and root. The `x-forwarded-client-cert` the
-    /// service trusts can then only come from its own sidecar: another local
-    /// user holding a genuine (public) SVID certificate cannot present it.
-    pub async fn bind(server: &crate::settings::ServerSettings) -> anyhow::Result<Self> {
-        use crate::settings::ListenAddr;
-        match &server.listen {
-            ListenAddr::Tcp(a) => Ok(Self::Tcp(
-                TcpListener::bind(a)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("binding {a}: {e}"))?,
-            )),
-            ListenAddr::Unix(path) => {
-                if path.exists() {
-                    std::fs::remove_file(path)?;
-                }
-                let listener = UnixListener::bind(path)
-                    .map_err(|e| anyhow::anyhow!("binding {}: {e}", path.display()))?;
-                let peer_uids = match &server.unix_peer_uids {
-                    Some(uids) => uids.clone(),
-                    None => {
-                        use std::os::unix::fs::MetadataExt;
-                        vec![std::fs::metadata(path)?.uid(), 0]
-                    }
-                };
-                Ok(Self::Unix {
-                    listener,
-                    path: path.clone(),
-                    peer_uids,
-                })
+impl App {
+    /// `module`'s `routes` behind `guard`. Health reports the services the
+    /// guard's policy says `module` serves (none for the sender: it only
+    /// answers for the whole server).
+    pub fn new(module: &'static str, guard: Guard, routes: Routes) -> Self {
+        Self {
+            module,
+            guard,
+            routes,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Also runs `task` while the app serves. It gets a receiver that turns
+    /// `true` at shutdown and must return soon after; [`App::run`] waits
+    /// for it (so the sender finishes the notification in progress).
+    pub fn with_task<F, Fut>(mut self, name: &'static str, task: F) -> Self
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push((
+            name,
+            Box::new(move |stop| Box::pin(task(stop)) as BoxFuture),
+        ));
+        self
+    }
+
+    /// The gRPC services health reports as SERVING, besides the server
+    /// as a whole (`""`).
+    pub fn health_services(&self) -> Vec<String> {
+        self.guard
+            .policy()
+            .services_of(self.module)
+            .map(|rule| rule.name.clone())
+            .collect()
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, running the
+    /// background tasks meanwhile; then drains and stops them.
+    pub async fn run(
+        self,
+        listener: Listener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let health = self.health_services();
+        let (stop, stopping) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for (name, task) in self.tasks {
+            let task = task(stopping.clone());
+            tasks.spawn(async move {
+                task.await;
+                name
+            });
+        }
+        let mut drain = stopping;
+        let serving = serve(listener, self.routes, self.guard, health, async move {
+            let _ = drain.wait_for(|stop| *stop).await;
+        });
+        tokio::pin!(serving);
+        let served = tokio::select! {
+            // The server ends before the signal only when it failed.
+            served = &mut serving => served,
+            () = shutdown => {
+                tracing::info!("shutting down: health NOT_SERVING, draining calls, stopping tasks");
+                let _ = stop.send(true);
+                serving.await
+            }
+        };
+        let _ = stop.send(true);
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(name) => tracing::debug!(task = name, "background task stopped"),
+                Err(error) => tracing::error!(%error, "background task failed"),
             }
         }
-    }
-
-    /// The TCP address (the real port when bound to port 0).
-    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
-        match self {
-            Self::Tcp(l) => l.local_addr().ok(),
-            Self::Unix { .. } => None,
-        }
-    }
-
-    /// Where it listens, for logs.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            Self::Unix { path, .. } => format!("unix:{}", path.display()),
-        }
+        served.map_err(Into::into)
     }
 }
 
-/// Runs `routes` on `listener` until `shutdown` completes.
-/// `service_names` are the fully qualified gRPC services for health.
-pub async fn serve(
+// === impl Base ===
+
+/// What every service with a database and user tokens (roles, users,
+/// notifications) builds the same way from the shared sections: its
+/// migrated pool, and a guard that verifies user tokens as `[jwt]` says.
+pub struct Base {
+    pub pool: PgPool,
+    pub guard: Guard,
+}
+
+impl Base {
+    /// Connects and migrates, starts the token verifier (with `outbound`'s
+    /// headers on its fetches), opens the trust bundle.
+    pub async fn prepare(
+        common: &CommonSettings,
+        migrator: &Migrator,
+        outbound: &Outbound,
+    ) -> anyhow::Result<Self> {
+        let jwt = JwtVerifier::from_settings(&common.jwt, outbound).await?;
+        let pool = crate::db::connect(&common.database, migrator).await?;
+        let guard = Guard::from_settings(&common.peer, Some(jwt)).await?;
+        Ok(Self { pool, guard })
+    }
+}
+
+// === serving ===
+
+/// Runs `routes` (plus health and reflection) on `listener` until `drain`
+/// completes. `health` are the fully qualified gRPC services to report.
+async fn serve(
     listener: Listener,
     routes: Routes,
     guard: Guard,
-    service_names: &[&'static str],
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    health: Vec<String>,
+    drain: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    for name in service_names {
+    let names: Vec<String> = std::iter::once(String::new()).chain(health).collect();
+    for name in &names {
         health_reporter
-            .set_service_status(*name, ServingStatus::Serving)
+            .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    health_reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
 
     // Reflection lists every external service (the edge sends reflection
     // to one service) and never an internal one.
     let mut reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(interlock_proto::EXTERNAL_FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for name in external_services() {
-        reflection = reflection.with_service_name(name);
+    for rule in guard.policy().external_services() {
+        reflection = reflection.with_service_name(rule.name.clone());
     }
     let reflection = reflection
         .build_v1()
         .expect("the embedded descriptor set is valid");
 
     let routes = routes.add_service(health_service).add_service(reflection);
-    let names: Vec<&'static str> = std::iter::once("")
-        .chain(service_names.iter().copied())
-        .collect();
     let drain = async move {
-        shutdown.await;
-        tracing::info!("shutting down: health NOT_SERVING, draining calls");
+        drain.await;
         for name in names {
             health_reporter
                 .set_service_status(name, ServingStatus::NotServing)
@@ -146,7 +214,7 @@ pub async fn serve(
             ..
         } => {
             let allowed = move |conn: &std::io::Result<tokio::net::UnixStream>| match conn {
-                Ok(stream) => peer_allowed(stream, &peer_uids),
+                Ok(stream) => listener::peer_allowed(stream, &peer_uids),
                 Err(_) => true,
             };
             let incoming =
@@ -156,25 +224,29 @@ pub async fn serve(
     }
 }
 
-/// Whether a Unix-socket peer may talk to the service; refused connections
-/// are closed before a byte is read.
-fn peer_allowed(stream: &tokio::net::UnixStream, uids: &[u32]) -> bool {
-    match stream.peer_cred() {
-        Ok(cred) if uids.contains(&cred.uid()) => true,
-        Ok(cred) => {
-            tracing::warn!(
-                uid = cred.uid(),
-                pid = cred.pid(),
-                "connection refused: not this service's sidecar user"
-            );
-            false
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
         }
-        Err(error) => {
-            tracing::warn!(%error, "connection refused: peer credentials unavailable");
-            false
-        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }
+
+// === impl TraceLayer ===
 
 /// Wraps every request in its server span (see
 /// [`crate::telemetry::server_span`]) and records the gRPC status.
@@ -201,7 +273,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn poll_ready(
         &mut self,
@@ -225,7 +297,10 @@ where
         Box::pin(
             async move {
                 let resp = fut.await?;
-                crate::telemetry::record_status(&tracing::Span::current(), grpc_status(&resp));
+                crate::telemetry::record_status(
+                    &tracing::Span::current(),
+                    crate::telemetry::grpc_status(&resp),
+                );
                 Ok(resp)
             }
             .instrument(span),
@@ -233,130 +308,5 @@ where
     }
 }
 
-/// The status of a unary tonic response: in the headers when the call
-/// failed before any message (trailers-only), else OK (sent in trailers).
-pub fn grpc_status<B>(resp: &http::Response<B>) -> i32 {
-    resp.headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Fully qualified names of the external services, from the policy.
-pub fn external_services() -> Vec<String> {
-    let mut names: Vec<String> = crate::policy::Policy::embedded()
-        .services()
-        .filter(|s| s.exposure == crate::policy::Exposure::External)
-        .map(|s| s.name.clone())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
-
-/// What every service builds the same way before serving: its database
-/// (migrated), its guard and its bound listener.
-pub struct Base {
-    pub pool: sqlx::PgPool,
-    pub guard: Guard,
-    pub listener: Listener,
-}
-
-impl Base {
-    /// Connects and migrates, opens the trust bundle, binds the listener.
-    pub async fn prepare(
-        server: &crate::settings::ServerSettings,
-        database: &crate::db::DatabaseSettings,
-        migrator: &sqlx::migrate::Migrator,
-        peer: &crate::settings::PeerSettings,
-        jwt: Option<std::sync::Arc<crate::jwt::JwtVerifier>>,
-    ) -> anyhow::Result<Self> {
-        let pool = crate::db::connect(database, migrator).await?;
-        let guard = crate::guard::from_settings(peer, jwt).await?;
-        let listener = Listener::bind(server).await?;
-        Ok(Self {
-            pool,
-            guard,
-            listener,
-        })
-    }
-}
-
-/// A built service, ready to run: its listener, guard and routes.
-pub struct App {
-    listener: Listener,
-    guard: Guard,
-    routes: Routes,
-    services: &'static [&'static str],
-}
-
-impl App {
-    /// `services` are the gRPC service names reported by health.
-    pub fn new(base: Base, routes: Routes, services: &'static [&'static str]) -> Self {
-        Self::from_parts(base.listener, base.guard, routes, services)
-    }
-
-    /// For a service that builds its listener and guard itself (auth
-    /// verifies its own tokens, so it cannot use [`Base::prepare`]).
-    pub fn from_parts(
-        listener: Listener,
-        guard: Guard,
-        routes: Routes,
-        services: &'static [&'static str],
-    ) -> Self {
-        Self {
-            listener,
-            guard,
-            routes,
-            services,
-        }
-    }
-
-    /// The TCP address (the real port when configured with port 0).
-    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.listener.tcp_addr()
-    }
-
-    /// Where it listens, for logs.
-    pub fn describe_listener(&self) -> String {
-        self.listener.describe()
-    }
-
-    /// Serves until `shutdown` resolves.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        serve(
-            self.listener,
-            self.routes,
-            self.guard,
-            self.services,
-            shutdown,
-        )
-        .await
-        .map_err(Into::into)
-    }
-}
+#[cfg(test)]
+mod tests;

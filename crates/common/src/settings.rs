@@ -1,35 +1,55 @@
-//! Configuration loading and the settings sections every service shares.
+//! Configuration: how it loads, and the sections every service shares.
 //!
 //! Sources, later ones winning: the TOML file named by `INTERLOCK_CONFIG`
 //! (optional), then environment variables `INTERLOCK_<SERVICE>__<SECTION>__<KEY>`,
-//! e.g. `INTERLOCK_AUTH__DATABASE__URL`. Each service validates its whole
-//! configuration at start and reports every problem at once.
+//! e.g. `INTERLOCK_AUTH__DATABASE__URL`.
+//!
+//! A service's `Settings` flattens [`CommonSettings`] (`[server]`, `[peer]`,
+//! `[log]`, `[database]`, `[jwt]`) next to its own sections, and validates
+//! the whole at start, reporting every problem at once ([`Check`],
+//! [`problems_to_result`]).
+//!
+//! Everything here is plain data: nothing opens a file, a socket or a
+//! connection. The types that use a section build themselves from it:
+//! `server::Listener::bind`, `db::connect`, `telemetry::init`,
+//! `peer::PeerVerifier::from_settings`, `jwt::JwtVerifier::from_settings`,
+//! `guard::Guard::from_settings`.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, Visitor};
 
-use crate::client::HttpJson;
-use crate::jwt::{JwtVerifier, VerifierOptions};
-use crate::peer::{PemFileBundle, TrustBundle, WorkloadApiBundle};
-use crate::revocation::Revocations;
-
-/// Loads `T` for `service` (e.g. `"auth"`).
+/// Loads `T` for `service` (e.g. `"auth"`) from the file `INTERLOCK_CONFIG`
+/// names, if any, and the process environment.
 pub fn load<T: DeserializeOwned>(service: &str) -> anyhow::Result<T> {
+    let file = std::env::var("INTERLOCK_CONFIG")
+        .ok()
+        .map(|path| config::File::with_name(&path).required(true));
+    load_from(service, file, None)
+}
+
+/// [`load`] with its sources given: a file (or none) and, instead of the
+/// process environment, a map of variables (tests).
+fn load_from<T: DeserializeOwned>(
+    service: &str,
+    file: Option<impl config::Source + Send + Sync + 'static>,
+    env: Option<config::Map<String, String>>,
+) -> anyhow::Result<T> {
     let mut builder = config::Config::builder();
-    if let Ok(path) = std::env::var("INTERLOCK_CONFIG") {
-        builder = builder.add_source(config::File::with_name(&path).required(true));
+    if let Some(file) = file {
+        builder = builder.add_source(file);
     }
     let prefix = format!("INTERLOCK_{}", service.to_ascii_uppercase());
     builder = builder.add_source(
         config::Environment::with_prefix(&prefix)
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true),
+            .try_parsing(true)
+            .source(env),
     );
     let settings = builder
         .build()
@@ -51,6 +71,88 @@ pub fn problems_to_result(service: &str, problems: Vec<String>) -> anyhow::Resul
     }
 }
 
+/// A section that knows its own rules and adds every broken one to
+/// `problems` (prefixed with its place, e.g. `database.url: ...`).
+pub trait Check {
+    fn check(&self, problems: &mut Vec<String>);
+}
+
+// === impl CommonSettings ===
+
+/// The sections every service shares, flattened into its `Settings`:
+///
+/// ```ignore
+/// #[derive(Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// pub struct Settings {
+///     #[serde(flatten)]
+///     pub common: CommonSettings,
+///     pub peers: PeersConfig,
+/// }
+/// ```
+///
+/// `[database]` and `[jwt]` are typed by the service: a service without a
+/// database (the sender) or without a `[jwt]` (auth verifies its own
+/// tokens) says [`Absent`], and a file that has the section anyway is
+/// refused rather than silently ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommonSettings<Db = DatabaseSettings, Jwt = JwtSettings> {
+    /// Where the service listens (bound by `main`, not by the build).
+    pub server: ServerSettings,
+    pub peer: PeerSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    pub database: Db,
+    pub jwt: Jwt,
+}
+
+impl<Db: Check, Jwt: Check> Check for CommonSettings<Db, Jwt> {
+    fn check(&self, problems: &mut Vec<String>) {
+        self.server.check(problems);
+        self.peer.check(problems);
+        self.log.check(problems);
+        self.database.check(problems);
+        self.jwt.check(problems);
+    }
+}
+
+/// A shared section this service does not have. Deserializes only from a
+/// missing key, so `[database]` in the sender's file is an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Absent;
+
+impl<'de> Deserialize<'de> for Absent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AbsentVisitor;
+
+        impl<'de> Visitor<'de> for AbsentVisitor {
+            type Value = Absent;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("no such section (this service does not use it)")
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<Absent, E> {
+                Ok(Absent)
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Absent, E> {
+                Ok(Absent)
+            }
+        }
+
+        // A missing key arrives as `None`; anything present is refused
+        // through `expecting`.
+        deserializer.deserialize_option(AbsentVisitor)
+    }
+}
+
+impl Check for Absent {
+    fn check(&self, _: &mut Vec<String>) {}
+}
+
+// === impl ServerSettings ===
+
 /// `[server]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +166,14 @@ pub struct ServerSettings {
     /// sidecar) and root.
     #[serde(default)]
     pub unix_peer_uids: Option<Vec<u32>>,
+}
+
+impl Check for ServerSettings {
+    fn check(&self, problems: &mut Vec<String>) {
+        if matches!(self.listen, ListenAddr::Tcp(_)) && self.unix_peer_uids.is_some() {
+            problems.push("server.unix_peer_uids: only applies to a unix: listen address".into());
+        }
+    }
 }
 
 /// Where a service listens.
@@ -95,6 +205,17 @@ impl From<SocketAddr> for ListenAddr {
     }
 }
 
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => a.fmt(f),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+// === impl PeerSettings ===
+
 /// `[peer]`: where the trust bundle for peer checks comes from. Exactly one.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,28 +226,108 @@ pub struct PeerSettings {
     pub bundle_pem_file: Option<PathBuf>,
 }
 
-impl PeerSettings {
-    pub fn check(&self, problems: &mut Vec<String>) {
+impl Check for PeerSettings {
+    fn check(&self, problems: &mut Vec<String>) {
         if self.workload_api_socket.is_some() == self.bundle_pem_file.is_some() {
             problems.push("peer: set exactly one of workload_api_socket or bundle_pem_file".into());
         }
     }
+}
 
-    /// Opens the configured bundle source.
-    pub async fn bundle(&self, trust_domain: &str) -> anyhow::Result<Arc<dyn TrustBundle>> {
-        match (&self.workload_api_socket, &self.bundle_pem_file) {
-            (Some(socket), None) => Ok(Arc::new(
-                WorkloadApiBundle::connect(socket, trust_domain)
-                    .await
-                    .map_err(anyhow::Error::msg)?,
-            )),
-            (None, Some(path)) => Ok(Arc::new(
-                PemFileBundle::load(path).map_err(anyhow::Error::msg)?,
-            )),
-            _ => anyhow::bail!("peer: set exactly one of workload_api_socket or bundle_pem_file"),
+// === impl LogSettings ===
+
+/// `[log]`: logging and tracing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// e.g. `info,interlock_auth=debug`.
+    pub filter: String,
+    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`; unset: no traces.
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces recorded, 0.0 to 1.0 (a sampled parent is
+    /// always followed).
+    pub sampling_ratio: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+            otlp_endpoint: None,
+            sampling_ratio: 1.0,
         }
     }
 }
+
+impl Check for LogSettings {
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !is_http(endpoint)
+        {
+            problems.push("log.otlp_endpoint: must be an http(s) URL".into());
+        }
+        if !(0.0..=1.0).contains(&self.sampling_ratio) {
+            problems.push("log.sampling_ratio: must be 0.0 to 1.0".into());
+        }
+    }
+}
+
+// === impl DatabaseSettings ===
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/db`; secret (it holds a password).
+    pub url: SecretString,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_acquire_timeout_secs")]
+    pub acquire_timeout_secs: u64,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+
+fn default_acquire_timeout_secs() -> u64 {
+    5
+}
+
+impl DatabaseSettings {
+    /// Settings for a URL with default pool limits.
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: SecretString::from(url.into()),
+            max_connections: default_max_connections(),
+            acquire_timeout_secs: default_acquire_timeout_secs(),
+        }
+    }
+}
+
+impl Check for DatabaseSettings {
+    fn check(&self, problems: &mut Vec<String>) {
+        let url = self.url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            problems.push("database.url: must start with postgres://".into());
+        }
+        if self.max_connections == 0 {
+            problems.push("database.max_connections: must be at least 1".into());
+        }
+    }
+}
+
+// === impl JwtSettings ===
 
 /// `[jwt]`: how a service verifies access tokens.
 #[derive(Debug, Clone, Deserialize)]
@@ -149,7 +350,7 @@ pub struct JwtSettings {
     #[serde(default = "default_max_age")]
     pub max_age_secs: u64,
     /// auth's revoked sessions (same socket as the JWKS); by default
-    /// [`crate::revocation::REVOKED_SESSIONS_PATH`] on the JWKS URL's origin.
+    /// `/internal/revoked-sessions` on the JWKS URL's origin.
     #[serde(default)]
     pub revoked_sessions_url: Option<String>,
     /// How often the revoked sessions are refetched: the longest a revoked
@@ -184,9 +385,9 @@ fn default_max_age() -> u64 {
     300
 }
 
-impl JwtSettings {
-    pub fn check(&self, problems: &mut Vec<String>) {
-        if !(self.jwks_url.starts_with("http://") || self.jwks_url.starts_with("https://")) {
+impl Check for JwtSettings {
+    fn check(&self, problems: &mut Vec<String>) {
+        if !is_http(&self.jwks_url) {
             problems.push("jwt.jwks_url: must be an http(s) URL".into());
         }
         if self.issuer.is_empty() {
@@ -196,7 +397,7 @@ impl JwtSettings {
             problems.push("jwt.audience: must not be empty".into());
         }
         if let Some(url) = &self.revoked_sessions_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && !is_http(url)
         {
             problems.push("jwt.revoked_sessions_url: must be an http(s) URL".into());
         }
@@ -204,66 +405,16 @@ impl JwtSettings {
             problems.push("jwt.revocation_refresh_ms: must be within 100..=60000".into());
         }
     }
+}
 
-    /// Where the revoked sessions are fetched from.
-    pub fn revoked_sessions_url(&self) -> String {
-        if let Some(url) = &self.revoked_sessions_url {
-            return url.clone();
-        }
-        // scheme://authority of the JWKS URL, checked to be http(s).
-        let origin_end = self
-            .jwks_url
-            .find("://")
-            .map(|i| i + 3)
-            .and_then(|start| self.jwks_url[start..].find('/').map(|j| start + j))
-            .unwrap_or(self.jwks_url.len());
-        format!(
-            "{}{}",
-            &self.jwks_url[..origin_end],
-            crate::revocation::REVOKED_SESSIONS_PATH
-        )
-    }
-
-    pub fn verifier_options(&self) -> VerifierOptions {
-        VerifierOptions {
-            issuer: self.issuer.clone(),
-            audience: self.audience.clone(),
-            leeway: Duration::from_secs(self.leeway_secs),
-            min_refresh_interval: Duration::from_secs(self.min_refresh_secs),
-            max_age: Duration::from_secs(self.max_age_secs),
-        }
-    }
-
-    /// A verifier that fetches the JWKS and the revoked sessions over HTTP
-    /// (with `outbound`'s headers); the revoked sessions are refreshed in
-    /// the background from now on.
-    pub async fn verifier(
-        &self,
-        outbound: &crate::client::Outbound,
-    ) -> anyhow::Result<Arc<JwtVerifier>> {
-        let socket = self.jwks_socket.as_deref();
-        let timeout = Duration::from_secs(5);
-        let source =
-            HttpJson::new(&self.jwks_url, socket, timeout, outbound).map_err(anyhow::Error::msg)?;
-        let revoked = HttpJson::new(self.revoked_sessions_url(), socket, timeout, outbound)
-            .map_err(anyhow::Error::msg)?;
-        let revocations = Revocations::start(
-            Arc::new(revoked),
-            Duration::from_millis(self.revocation_refresh_ms),
-        )
-        .await;
-        Ok(Arc::new(
-            JwtVerifier::new(Arc::new(source), self.verifier_options())
-                .with_revocations(revocations),
-        ))
-    }
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// An outbound peer: `http(s)://host:port` or `unix:/path` (the egress
 /// sidecar's socket in the mesh).
 pub fn check_url(field: &str, url: &str, problems: &mut Vec<String>) {
-    let ok = url.starts_with("http://")
-        || url.starts_with("https://")
+    let ok = is_http(url)
         || url
             .strip_prefix("unix:")
             .is_some_and(|p| p.starts_with('/'));
@@ -273,27 +424,4 @@ pub fn check_url(field: &str, url: &str, problems: &mut Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jwt(url: &str) -> JwtSettings {
-        toml::from_str(&format!("jwks_url = \"{url}\"")).expect("jwt settings")
-    }
-
-    /// Without an explicit URL the revoked sessions come from the JWKS
-    /// URL's origin, so one setting points a service at auth.
-    #[test]
-    fn revoked_sessions_default_to_the_jwks_origin() {
-        assert_eq!(
-            jwt("http://auth/.well-known/jwks.json").revoked_sessions_url(),
-            "http://auth/internal/revoked-sessions"
-        );
-        assert_eq!(
-            jwt("http://127.0.0.1:7000").revoked_sessions_url(),
-            "http://127.0.0.1:7000/internal/revoked-sessions"
-        );
-        let mut explicit = jwt("http://auth/.well-known/jwks.json");
-        explicit.revoked_sessions_url = Some("http://other/x".into());
-        assert_eq!(explicit.revoked_sessions_url(), "http://other/x");
-    }
-}
+mod tests;

@@ -14,44 +14,13 @@ use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use serde::Deserialize;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// `[log]` settings: logging and tracing.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogSettings {
-    /// `text` or `json`.
-    pub format: LogFormat,
-    /// e.g. `info,interlock_auth=debug`.
-    pub filter: String,
-    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`; unset: no traces.
-    pub otlp_endpoint: Option<String>,
-    /// Share of new traces recorded, 0.0 to 1.0 (a sampled parent is
-    /// always followed).
-    pub sampling_ratio: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            filter: "info".into(),
-            otlp_endpoint: None,
-            sampling_ratio: 1.0,
-        }
-    }
-}
+/// `[log]`, defined with the other sections in [`crate::settings`].
+pub use crate::settings::{LogFormat, LogSettings};
 
 /// Flushes pending spans when dropped (at the end of `main`).
 pub struct Telemetry {
@@ -198,6 +167,16 @@ pub fn client_span(headers: &mut http::HeaderMap, path: &str) -> tracing::Span {
 /// Writes `span`'s context into `headers` (W3C trace context).
 pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
+}
+
+/// The status of a unary tonic response: in the headers when the call
+/// failed before any message (trailers-only), else OK (sent in trailers).
+pub fn grpc_status<B>(resp: &http::Response<B>) -> i32 {
+    resp.headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Records the gRPC status code of the response on `span`.

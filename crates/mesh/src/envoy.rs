@@ -15,6 +15,11 @@ use crate::topology::{
 const SDS_CLUSTER: &str = "spire_agent";
 const OTLP_CLUSTER: &str = "otel_collector";
 const LOCAL_SERVICE: &str = "local_service";
+/// The same service, for the plain HTTP endpoints other modules depend on
+/// (auth's JWKS and revoked sessions): a cluster of its own, so its
+/// connection pool and circuit breakers are not shared with the API's
+/// callers — a flood of public calls cannot starve session revocation.
+const LOCAL_HTTP: &str = "local_http";
 
 fn sidecar_cluster(module: &str) -> String {
     format!("sidecar_{module}")
@@ -235,6 +240,22 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
             service_address(mesh, workload),
         ));
     }
+    let http_paths: Vec<String> = mesh
+        .policy
+        .http_rules()
+        .filter(|r| r.module == workload)
+        .map(|r| r.path.clone())
+        .collect();
+    if !http_paths.is_empty() {
+        clusters.push(static_cluster(LOCAL_HTTP, service_address(mesh, workload)));
+    }
+    let mut inbound_routes: Vec<Value> = http_paths
+        .iter()
+        .map(|p| json!({ "match": { "path": p }, "route": { "cluster": LOCAL_HTTP, "timeout": "10s" } }))
+        .collect();
+    inbound_routes.push(
+        json!({ "match": { "prefix": "/" }, "route": { "cluster": LOCAL_SERVICE, "timeout": "30s" } }),
+    );
     clusters.extend(outbound.keys().map(|m| peer_cluster(mesh, &own_id, m)));
 
     let mut callers: Vec<String> = inbound.iter().flat_map(|(_, ids)| ids.clone()).collect();
@@ -280,7 +301,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
             },
             "filters": [hcm(
                 "inbound",
-                vec![json!({ "match": { "prefix": "/" }, "route": { "cluster": LOCAL_SERVICE, "timeout": "30s" } })],
+                inbound_routes,
                 vec![rbac, router()],
                 json!({
                     "tracing": tracing(&format!("sidecar-{workload}")),
@@ -394,12 +415,17 @@ fn edge_connection_manager() -> Value {
         "request_headers_timeout": "10s",
         "stream_idle_timeout": "60s",
         "request_timeout": "60s",
-        "max_request_headers_kb": 16,
+        // Well below what the services accept (16 KiB in all, with the
+        // sidecar's XFCC added), so an oversized request is refused cleanly
+        // here rather than reset behind a sidecar.
+        "max_request_headers_kb": 8,
         "normalize_path": true,
         "merge_slashes": true,
         "path_with_escaped_slashes_action": "REJECT_REQUEST",
         "common_http_protocol_options": {
-            "idle_timeout": "900s",
+            // An idle client (even one that never sent a byte after TLS)
+            // gives its connection back within a minute.
+            "idle_timeout": "60s",
             "headers_with_underscores_action": "REJECT_REQUEST"
         },
         "http2_protocol_options": {
@@ -452,17 +478,18 @@ fn local_rate_limit() -> Value {
     })
 }
 
-/// One route for every method that needs no token, to its service, with
-/// a token bucket per client address (`remote_address` is the TCP peer:
-/// the edge trusts no forwarded-for header). Over the limit a gRPC client
-/// gets RESOURCE_EXHAUSTED.
-fn public_method_routes(mesh: &Mesh) -> Vec<Value> {
+/// A token bucket per client address for one route (`typed_per_filter_config`
+/// of the local rate-limit filter). The address is the TCP peer — the edge
+/// trusts no forwarded-for header — with IPv6 clients aggregated by /64 (one
+/// host usually holds a whole /64). Over the limit a gRPC client gets
+/// RESOURCE_EXHAUSTED from the edge itself.
+fn per_client_limit(mesh: &Mesh, stat_prefix: &str) -> Value {
     let edge = &mesh.topology.edge;
     let bucket = |tokens: u32, per_fill: u32| json!({ "max_tokens": tokens, "tokens_per_fill": per_fill, "fill_interval": "1s" });
     let always = |key: &str| json!({ "runtime_key": key, "default_value": { "numerator": 100, "denominator": "HUNDRED" } });
-    let limit = json!({
+    json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-        "stat_prefix": "public_methods",
+        "stat_prefix": stat_prefix,
         // Above every client's own bucket: only the per-address one binds.
         "token_bucket": bucket(edge.public_burst * 1000, edge.public_per_sec * 1000),
         "filter_enabled": always("edge_rate_limit_enabled"),
@@ -471,11 +498,20 @@ fn public_method_routes(mesh: &Mesh) -> Vec<Value> {
         // One bucket per client address, least recently used ones evicted.
         "max_dynamic_descriptors": 10000,
         "descriptors": [{
-            "entries": [{ "key": "remote_address" }],
+            "entries": [{ "key": "masked_remote_address" }],
             "token_bucket": bucket(edge.public_burst, edge.public_per_sec)
         }],
-        "rate_limits": [{ "actions": [{ "remote_address": {} }] }]
-    });
+        "rate_limits": [{ "actions": [{ "masked_remote_address": {
+            "v4_prefix_mask_len": 32,
+            "v6_prefix_mask_len": 64
+        } }] }]
+    })
+}
+
+/// One route for every method that needs no token, to its service, with
+/// [`per_client_limit`].
+fn public_method_routes(mesh: &Mesh) -> Vec<Value> {
+    let limit = per_client_limit(mesh, "public_methods");
     let externals = mesh.external_services();
     let module_of = |path: &str| {
         externals
@@ -537,9 +573,15 @@ pub fn edge(mesh: &Mesh) -> Value {
     routes.extend(externals.iter().map(|(service, module)| {
         json!({ "match": { "prefix": format!("/{service}/") }, "route": { "cluster": sidecar_cluster(module), "timeout": "30s" } })
     }));
-    // Reflection is unauthenticated: bounded like everything else.
+    // Reflection is unauthenticated: rate-limited per client like the
+    // public methods (each stream holds an upstream request) and short.
+    let reflection_limit = per_client_limit(mesh, "reflection");
     routes.extend(REFLECTION_PREFIXES.iter().map(|p| {
-        json!({ "match": { "prefix": p }, "route": { "cluster": sidecar_cluster(REFLECTION_MODULE), "timeout": "30s" } })
+        json!({
+            "match": { "prefix": p },
+            "route": { "cluster": sidecar_cluster(REFLECTION_MODULE), "timeout": "10s" },
+            "typed_per_filter_config": { "envoy.filters.http.local_ratelimit": reflection_limit.clone() }
+        })
     }));
     routes.push(grpc_refusal(12, "this service is not routed by the edge"));
 
@@ -824,7 +866,13 @@ mod tests {
         assert_eq!(limit["rate_limited_as_resource_exhausted"], true);
         assert_eq!(
             limit["descriptors"][0]["entries"][0]["key"],
-            "remote_address"
+            "masked_remote_address"
+        );
+        let mask = &limit["rate_limits"][0]["actions"][0]["masked_remote_address"];
+        assert_eq!(
+            (&mask["v4_prefix_mask_len"], &mask["v6_prefix_mask_len"]),
+            (&json!(32), &json!(64)),
+            "IPv6 clients are one client per /64"
         );
         assert_eq!(
             limit["descriptors"][0]["token_bucket"]["max_tokens"],
@@ -872,5 +920,58 @@ mod tests {
         for c in cfg["static_resources"]["clusters"].as_array().unwrap() {
             assert_eq!(c["per_connection_buffer_limit_bytes"], BUFFER_LIMIT_BYTES);
         }
+    }
+
+    /// Reflection needs no token, and each of its streams holds an upstream
+    /// request: it is rate-limited per client and short-lived at the edge,
+    /// so idle reflection streams cannot exhaust auth's upstream budget.
+    #[test]
+    fn reflection_is_rate_limited_and_short_at_the_edge() {
+        let cfg = edge(&mesh());
+        let hcm = &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap();
+        for prefix in REFLECTION_PREFIXES {
+            let route = routes
+                .iter()
+                .find(|r| r["match"]["prefix"] == *prefix)
+                .expect("reflection route");
+            assert_eq!(route["route"]["timeout"], "10s");
+            let limit = &route["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"];
+            assert_eq!(
+                limit["rate_limited_as_resource_exhausted"], true,
+                "{prefix}"
+            );
+        }
+        assert_eq!(hcm["max_request_headers_kb"], 8);
+        assert_eq!(hcm["common_http_protocol_options"]["idle_timeout"], "60s");
+    }
+
+    /// auth's sidecar sends the HTTP endpoints other modules rely on (JWKS,
+    /// revoked sessions) to a cluster of their own, apart from the API's
+    /// callers, so a public flood cannot starve session revocation.
+    #[test]
+    fn policy_http_endpoints_have_their_own_upstream_cluster() {
+        let m = mesh();
+        let cfg = sidecar(&m, "auth");
+        let hcm = &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap();
+        for path in ["/.well-known/jwks.json", "/internal/revoked-sessions"] {
+            let route = routes
+                .iter()
+                .find(|r| r["match"]["path"] == path)
+                .unwrap_or_else(|| panic!("{path} route"));
+            assert_eq!(route["route"]["cluster"], LOCAL_HTTP, "{path}");
+        }
+        let clusters = cfg["static_resources"]["clusters"].to_string();
+        assert!(clusters.contains(LOCAL_HTTP) && clusters.contains(LOCAL_SERVICE));
+        let users = sidecar(&m, "users").to_string();
+        assert!(
+            !users.contains(LOCAL_HTTP),
+            "users serves no plain HTTP endpoint"
+        );
     }
 }

@@ -197,6 +197,12 @@ impl Mesh {
         self.run_dir.join("control").join("process-compose.sock")
     }
 
+    /// The local FCM server's test hooks (root only, beside the
+    /// supervisor's socket).
+    pub fn fcm_control_socket(&self) -> PathBuf {
+        self.run_dir.join("control").join("fcm-local.sock")
+    }
+
     /// Where the SPIRE bootstrap leaves the agent's single-use join token
     /// (root only; deleted once the agent has attested).
     pub fn join_token_file(&self) -> PathBuf {

@@ -4,19 +4,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use interlock_common::db::DatabaseSettings;
-use interlock_common::settings::{self, PeerSettings, ServerSettings};
-use interlock_common::telemetry::LogSettings;
+use interlock_common::settings::{self, Absent, Check, CommonSettings};
 
 use crate::password::MIN_COST;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub server: ServerSettings,
-    pub database: DatabaseSettings,
-    pub peer: PeerSettings,
-    #[serde(default)]
-    pub log: LogSettings,
+    /// `[server]`, `[peer]`, `[log]` and `[database]`; no `[jwt]`: auth
+    /// verifies tokens with its own key ring, not a fetched JWKS.
+    #[serde(flatten)]
+    pub common: CommonSettings<DatabaseSettings, Absent>,
     #[serde(default)]
     pub tokens: TokensConfig,
     pub keys: KeysConfig,
@@ -131,8 +129,7 @@ impl Settings {
     /// Every problem with the settings, reported at once.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut p = Vec::new();
-        self.database.check(&mut p);
-        self.peer.check(&mut p);
+        self.common.check(&mut p);
         settings::check_url("peers.users_url", &self.peers.users_url, &mut p);
         settings::check_url("peers.roles_url", &self.peers.roles_url, &mut p);
         if self.passwords.pepper.expose_secret().len() < 32 {
@@ -165,6 +162,6 @@ impl Settings {
         if !(1..=60_000).contains(&self.throttle.hash_queue_timeout_ms) {
             p.push("throttle.hash_queue_timeout_ms: must be 1 to 60000".into());
         }
-        settings::problems_to_result("auth", p)
+        settings::problems_to_result(crate::MODULE, p)
     }
 }

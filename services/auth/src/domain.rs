@@ -2,6 +2,7 @@
 //! them, so a handler that holds one knows it is valid.
 
 use interlock_common::{ApiError, validate};
+use interlock_proto::auth::v1::{LoginRequest, RegisterRequest};
 use secrecy::SecretString;
 
 /// A login name: 3-32 of `[a-z0-9._-]`, starting with a letter; lowercased.
@@ -133,7 +134,7 @@ pub struct Registration {
 }
 
 impl Registration {
-    pub fn parse(req: &interlock_proto::auth::v1::RegisterRequest) -> Result<Self, ApiError> {
+    pub fn parse(req: &RegisterRequest) -> Result<Self, ApiError> {
         Ok(Self {
             login: Login::parse("login", &req.login)?,
             email: Email::parse("email", &req.email)?,
@@ -141,6 +142,55 @@ impl Registration {
             first_name: validate::text("first_name", &req.first_name, 1, 100)?,
             last_name: validate::text("last_name", &req.last_name, 1, 100)?,
         })
+    }
+}
+
+/// What Login was given. Which of login or email was typed is not decided
+/// here: an account matches on either.
+pub struct Credentials {
+    /// Trimmed and lowercased, like stored logins and emails.
+    pub login_or_email: String,
+    pub password: Password,
+}
+
+impl Credentials {
+    pub fn parse(req: &LoginRequest) -> Result<Self, ApiError> {
+        let typed = req.login_or_email.trim();
+        present_and_at_most("login_or_email", typed, 254)?;
+        Ok(Self {
+            login_or_email: typed.to_ascii_lowercase(),
+            password: Password::parse("password", &req.password)?,
+        })
+    }
+}
+
+/// A refresh token as a client presents it: present, and not so long that
+/// hashing it is work (the tokens auth issues have 43 characters). Whether
+/// it is one of ours is the store's question.
+pub struct PresentedRefreshToken(String);
+
+impl PresentedRefreshToken {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        present_and_at_most(field, raw, 128)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Non-empty and at most `max` bytes.
+fn present_and_at_most(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.is_empty() {
+        Err(ApiError::invalid(field, "is required"))
+    } else if value.len() > max {
+        Err(ApiError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -250,5 +300,48 @@ mod tests {
             err(NewPassword::parse("password", "")),
             "password: must be at least 8 characters"
         );
+    }
+
+    /// Login matches on the normalised form; the login is checked before
+    /// the password, and each failure names its field.
+    #[test]
+    fn credentials_are_normalised_and_checked_in_order() {
+        let req = |login: &str, password: &str| LoginRequest {
+            login_or_email: login.into(),
+            password: password.into(),
+        };
+        let c = Credentials::parse(&req("  Ada@Example.COM ", "x")).unwrap();
+        assert_eq!(c.login_or_email, "ada@example.com");
+        assert_eq!(
+            err(Credentials::parse(&req("   ", ""))),
+            "login_or_email: is required"
+        );
+        assert_eq!(
+            err(Credentials::parse(&req(&"a".repeat(255), "x"))),
+            "login_or_email: must be at most 254 characters"
+        );
+        assert_eq!(
+            err(Credentials::parse(&req("ada", ""))),
+            "password: is required"
+        );
+    }
+
+    /// A presented refresh token must be present and short; it is kept
+    /// verbatim.
+    #[test]
+    fn presented_refresh_token_rules() {
+        assert_eq!(
+            err(PresentedRefreshToken::parse("refresh_token", "")),
+            "refresh_token: is required"
+        );
+        assert_eq!(
+            err(PresentedRefreshToken::parse(
+                "refresh_token",
+                &"t".repeat(129)
+            )),
+            "refresh_token: must be at most 128 characters"
+        );
+        let t = PresentedRefreshToken::parse("refresh_token", " abc").unwrap();
+        assert_eq!(t.as_str(), " abc");
     }
 }

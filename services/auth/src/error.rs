@@ -1,31 +1,79 @@
-//! auth's failures and their gRPC statuses.
+//! auth's failures and their one mapping to `tonic::Status`.
+//!
+//! Handlers and the operations they call ([`crate::register`],
+//! [`crate::login`]) return [`AuthError`]; only the `From<AuthError> for
+//! Status` below turns it into a status, so a code or message is decided
+//! here and nowhere else. Failures every service shares (bad input, the
+//! database, users and roles) are the wrapped [`ApiError`], mapped by its own
+//! conversion, which keeps SQL and upstream details out of the message.
+//! Nothing here ever carries a password, a token or a key.
 
 use std::time::Duration;
 
 use interlock_common::ApiError;
-use tonic::{Code, Status};
+use tonic::Status;
 
+/// Why an auth call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// Wrong login or password; which one is never said.
+    /// Login with an unknown login or email, a wrong password, or an
+    /// account whose registration has not finished. Which one is never
+    /// said, so the answer does not reveal whether an account exists.
     #[error("invalid login or password")]
     InvalidCredentials,
-    /// Too many failed logins for the account or the client address.
+    /// Too many failed logins for the account or the client address within
+    /// the throttle window: a guessing attack, or a user who forgot their
+    /// password.
     #[error("too many failed logins, retry in {} s", .retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
-    /// Too many registrations from the client address.
+    /// Too many registrations from the client address within the window.
     #[error("too many registrations, retry in {} s", .retry_after.as_secs().max(1))]
     TooManyRegistrations { retry_after: Duration },
-    /// Every bcrypt slot stayed taken for the whole queue timeout.
+    /// Every bcrypt slot stayed taken for the whole queue timeout: more
+    /// logins and registrations at once than the CPU can hash.
     #[error("server busy, retry later")]
     Busy,
-    /// The refresh token is unknown, expired, or its session has ended.
+    /// Refresh with a token that auth never issued, that expired, or whose
+    /// session ended (Logout, or a reuse that revoked it).
     #[error("refresh token is not valid")]
     InvalidRefreshToken,
-    /// A used refresh token came back: the session is revoked.
+    /// Refresh with a token that was already used once: it was stolen, or a
+    /// client retried with an old one. The whole session is revoked.
     #[error("refresh token was already used; the session has been revoked")]
     RefreshTokenReuse,
+    /// No key may sign yet: auth started on an empty database and its first
+    /// key maintenance has not finished.
+    #[error("no signing key yet, retry later")]
+    NoSigningKey,
+    /// Signing an access token failed: a corrupt key, a bug.
+    #[error("signing an access token: {0}")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+    /// Register with a login another account holds (or that this request
+    /// already registered).
+    #[error("login is already registered")]
+    LoginTaken,
+    /// Register with an email another account holds.
+    #[error("email is already registered")]
+    EmailTaken,
+    /// Register lost a race: another registration claimed the login or
+    /// email between the check and the insert.
+    #[error("login or email is already registered")]
+    LoginOrEmailTaken,
+    /// Register retried while the first attempt at the same registration is
+    /// still running (it holds the claim).
+    #[error("this registration is in progress, retry later")]
+    RegistrationInProgress,
+    /// Register retried just as the half-done first attempt was undone
+    /// (compensated): a retry now starts afresh.
+    #[error("this registration was just undone, retry")]
+    RegistrationUndone,
+    /// This registration's claim expired while users or roles were slow,
+    /// and another request took it over; that one finishes or undoes it.
+    #[error("registration was interrupted, retry later")]
+    RegistrationInterrupted,
+    /// A failure every service shares: a bad request field, the database,
+    /// users or roles failing during registration, or a bug.
     #[error(transparent)]
     Api(#[from] ApiError),
 }
@@ -34,32 +82,6 @@ impl From<sqlx::Error> for AuthError {
     fn from(e: sqlx::Error) -> Self {
         AuthError::Api(ApiError::Database(e))
     }
-}
-
-impl From<AuthError> for Status {
-    fn from(err: AuthError) -> Self {
-        match err {
-            AuthError::InvalidCredentials
-            | AuthError::InvalidRefreshToken
-            | AuthError::RefreshTokenReuse => Status::new(Code::Unauthenticated, err.to_string()),
-            AuthError::Throttled { retry_after }
-            | AuthError::TooManyRegistrations { retry_after } => {
-                retry_later(err.to_string(), retry_after)
-            }
-            AuthError::Busy => retry_later(err.to_string(), Duration::from_secs(1)),
-            AuthError::Api(e) => e.into(),
-        }
-    }
-}
-
-/// RESOURCE_EXHAUSTED with the wait in seconds in `retry-after` metadata.
-fn retry_later(message: String, retry_after: Duration) -> Status {
-    let mut status = Status::resource_exhausted(message);
-    let secs = retry_after.as_secs().max(1).to_string();
-    if let Ok(v) = secs.parse() {
-        status.metadata_mut().insert("retry-after", v);
-    }
-    status
 }
 
 impl From<crate::password::Busy> for AuthError {
@@ -77,42 +99,234 @@ impl From<crate::password::HashError> for AuthError {
     }
 }
 
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidCredentials
+            | AuthError::InvalidRefreshToken
+            | AuthError::RefreshTokenReuse => Status::unauthenticated(err.to_string()),
+            AuthError::Throttled { retry_after }
+            | AuthError::TooManyRegistrations { retry_after } => {
+                retry_later(err.to_string(), retry_after)
+            }
+            AuthError::Busy => retry_later(err.to_string(), Duration::from_secs(1)),
+            AuthError::NoSigningKey
+            | AuthError::RegistrationInProgress
+            | AuthError::RegistrationUndone
+            | AuthError::RegistrationInterrupted => Status::unavailable(err.to_string()),
+            AuthError::LoginTaken | AuthError::EmailTaken | AuthError::LoginOrEmailTaken => {
+                Status::already_exists(err.to_string())
+            }
+            // Logged with its detail, answered generically.
+            AuthError::Signing(_) => ApiError::Internal(err.to_string()).into(),
+            AuthError::Api(e) => e.into(),
+        }
+    }
+}
+
+/// RESOURCE_EXHAUSTED with the wait in seconds in `retry-after` metadata.
+fn retry_later(message: String, retry_after: Duration) -> Status {
+    let mut status = Status::resource_exhausted(message);
+    let secs = retry_after.as_secs().max(1).to_string();
+    if let Ok(v) = secs.parse() {
+        status.metadata_mut().insert("retry-after", v);
+    }
+    status
+}
+
 #[cfg(test)]
 mod tests {
+    use tonic::Code;
+
     use super::*;
 
-    /// A full bcrypt queue says so and when to come back; so does the
-    /// registration limit.
-    #[test]
-    fn busy_and_registration_limit_are_resource_exhausted_with_a_hint() {
-        let busy = Status::from(AuthError::Busy);
-        assert_eq!(busy.code(), Code::ResourceExhausted);
-        assert_eq!(busy.message(), "server busy, retry later");
-        assert_eq!(busy.metadata().get("retry-after").unwrap(), "1");
-        let many = Status::from(AuthError::TooManyRegistrations {
-            retry_after: Duration::from_secs(7),
-        });
-        assert_eq!(many.code(), Code::ResourceExhausted);
-        assert_eq!(many.message(), "too many registrations, retry in 7 s");
-        assert_eq!(many.metadata().get("retry-after").unwrap(), "7");
+    fn signing_failure() -> jsonwebtoken::errors::Error {
+        jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey.into()
     }
 
-    /// Throttling says when to come back, in the message and in metadata.
-    #[test]
-    fn throttled_carries_a_retry_hint() {
-        let status = Status::from(AuthError::Throttled {
-            retry_after: Duration::from_secs(42),
-        });
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        assert_eq!(status.message(), "too many failed logins, retry in 42 s");
-        assert_eq!(status.metadata().get("retry-after").unwrap(), "42");
-    }
-
-    /// Credential failures all look the same to the client.
-    #[test]
-    fn credential_failures_are_unauthenticated() {
-        for e in [AuthError::InvalidCredentials, AuthError::RefreshTokenReuse] {
-            assert_eq!(Status::from(e).code(), Code::Unauthenticated);
+    /// One example of every variant with the code and message a client
+    /// sees. The match makes a new variant a compile error here until it is
+    /// given a row.
+    fn every_variant() -> Vec<(AuthError, Code, &'static str)> {
+        let secs = Duration::from_secs;
+        let rows = vec![
+            (
+                AuthError::InvalidCredentials,
+                Code::Unauthenticated,
+                "invalid login or password",
+            ),
+            (
+                AuthError::Throttled {
+                    retry_after: secs(42),
+                },
+                Code::ResourceExhausted,
+                "too many failed logins, retry in 42 s",
+            ),
+            (
+                AuthError::TooManyRegistrations {
+                    retry_after: secs(7),
+                },
+                Code::ResourceExhausted,
+                "too many registrations, retry in 7 s",
+            ),
+            (
+                AuthError::Busy,
+                Code::ResourceExhausted,
+                "server busy, retry later",
+            ),
+            (
+                AuthError::InvalidRefreshToken,
+                Code::Unauthenticated,
+                "refresh token is not valid",
+            ),
+            (
+                AuthError::RefreshTokenReuse,
+                Code::Unauthenticated,
+                "refresh token was already used; the session has been revoked",
+            ),
+            (
+                AuthError::NoSigningKey,
+                Code::Unavailable,
+                "no signing key yet, retry later",
+            ),
+            (
+                AuthError::Signing(signing_failure()),
+                Code::Internal,
+                "internal error",
+            ),
+            (
+                AuthError::LoginTaken,
+                Code::AlreadyExists,
+                "login is already registered",
+            ),
+            (
+                AuthError::EmailTaken,
+                Code::AlreadyExists,
+                "email is already registered",
+            ),
+            (
+                AuthError::LoginOrEmailTaken,
+                Code::AlreadyExists,
+                "login or email is already registered",
+            ),
+            (
+                AuthError::RegistrationInProgress,
+                Code::Unavailable,
+                "this registration is in progress, retry later",
+            ),
+            (
+                AuthError::RegistrationUndone,
+                Code::Unavailable,
+                "this registration was just undone, retry",
+            ),
+            (
+                AuthError::RegistrationInterrupted,
+                Code::Unavailable,
+                "registration was interrupted, retry later",
+            ),
+            (
+                AuthError::Api(ApiError::invalid("login", "must start with a letter")),
+                Code::InvalidArgument,
+                "login: must start with a letter",
+            ),
+        ];
+        for (e, _, _) in &rows {
+            match e {
+                AuthError::InvalidCredentials
+                | AuthError::Throttled { .. }
+                | AuthError::TooManyRegistrations { .. }
+                | AuthError::Busy
+                | AuthError::InvalidRefreshToken
+                | AuthError::RefreshTokenReuse
+                | AuthError::NoSigningKey
+                | AuthError::Signing(_)
+                | AuthError::LoginTaken
+                | AuthError::EmailTaken
+                | AuthError::LoginOrEmailTaken
+                | AuthError::RegistrationInProgress
+                | AuthError::RegistrationUndone
+                | AuthError::RegistrationInterrupted
+                | AuthError::Api(_) => {}
+            }
         }
+        rows
+    }
+
+    /// Every variant lands on its documented code and message.
+    #[test]
+    fn every_variant_maps_to_its_code_and_message() {
+        for (err, code, message) in every_variant() {
+            let status = Status::from(err);
+            assert_eq!(status.code(), code, "{message}");
+            assert_eq!(status.message(), message);
+        }
+    }
+
+    /// Throttling and a full bcrypt queue say when to come back, in the
+    /// message and in `retry-after` metadata (at least one second).
+    #[test]
+    fn resource_exhausted_carries_a_retry_hint() {
+        let hint = |e: AuthError| {
+            Status::from(e)
+                .metadata()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(hint(AuthError::Busy).as_deref(), Some("1"));
+        let throttled = AuthError::Throttled {
+            retry_after: Duration::from_secs(42),
+        };
+        assert_eq!(hint(throttled).as_deref(), Some("42"));
+        let soon = AuthError::TooManyRegistrations {
+            retry_after: Duration::from_millis(300),
+        };
+        assert_eq!(hint(soon).as_deref(), Some("1"));
+    }
+
+    /// Neither SQL, nor a signing key problem, nor what users or roles said
+    /// reaches the client; a peer outage says to retry.
+    #[test]
+    fn internal_details_do_not_leak() {
+        let db = Status::from(AuthError::from(sqlx::Error::Protocol(
+            "SELECT password_hash FROM credentials WHERE login = 'ada'".into(),
+        )));
+        assert_eq!(
+            (db.code(), db.message()),
+            (Code::Internal, "internal error")
+        );
+        let signing = Status::from(AuthError::Signing(signing_failure()));
+        assert!(!signing.message().contains("Ecdsa"), "{signing:?}");
+        let users = Status::from(AuthError::Api(ApiError::upstream(
+            "users",
+            Status::internal("duplicate key value violates unique constraint"),
+        )));
+        assert_eq!(
+            (users.code(), users.message()),
+            (Code::Internal, "internal error")
+        );
+        let roles = Status::from(AuthError::Api(ApiError::upstream(
+            "roles",
+            Status::unavailable("connection refused"),
+        )));
+        assert_eq!(
+            (roles.code(), roles.message()),
+            (Code::Unavailable, "roles is unavailable, retry later")
+        );
+    }
+
+    /// A hashing failure that is not a full queue is our bug, not the
+    /// client's: internal, and the bcrypt detail stays in the log.
+    #[test]
+    fn hash_failures_are_busy_or_internal() {
+        use crate::password::{Busy, HashError};
+        assert!(matches!(
+            AuthError::from(HashError::Busy(Busy)),
+            AuthError::Busy
+        ));
+        let failed = Status::from(AuthError::from(HashError::Failed("invalid cost".into())));
+        assert_eq!(
+            (failed.code(), failed.message()),
+            (Code::Internal, "internal error")
+        );
     }
 }

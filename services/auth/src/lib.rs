@@ -11,7 +11,8 @@
 //! - [`register`]: the registration saga across users and roles.
 //! - [`revocations`]: the revoked sessions every verifier refuses.
 //! - [`service`]: the gRPC handlers and the HTTP JWKS endpoint.
-//! - [`config`] and [`startup`]: settings and the application.
+//! - [`config`]: settings; [`startup`]: [`build`], the service as an
+//!   `interlock_common::server::App` with key maintenance in the background.
 //!
 //! auth owns credentials only; profiles belong to users and roles to roles.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod keys;
+pub mod login;
 pub mod password;
 pub mod register;
 pub mod revocations;
@@ -29,7 +31,12 @@ pub mod throttle;
 pub mod tokens;
 
 pub use config::Settings;
-pub use startup::Application;
+pub use startup::build;
+
+/// This module's workload name: its settings prefix (`INTERLOCK_AUTH__*`),
+/// its `service.name` in traces, and whose services the policy lists for
+/// its health.
+pub const MODULE: &str = "auth";
 
 /// Migrations of auth's database.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/auth");

@@ -1,5 +1,8 @@
 //! Registration across auth, users and roles: all-or-nothing.
 //!
+//! 0. The registration is counted against the client address
+//!    ([`crate::throttle`]) before any bcrypt runs; only one turned away
+//!    because the server was busy is given back.
 //! 1. The credential is inserted as `pending` (unique login and email are
 //!    claimed; login is refused while pending), already *claimed* by this
 //!    request for [`CLAIM_LEASE`].
@@ -31,7 +34,9 @@ use uuid::Uuid;
 use crate::domain::Registration;
 use crate::error::AuthError;
 use crate::password::{Lane, PasswordHasher};
+use crate::service::AuthState;
 use crate::store::{self, Claim, Credential};
+use crate::throttle::{self, Attempt};
 
 /// A pending registration older than this is abandoned and compensated.
 pub const STALE_AFTER: Duration = Duration::minutes(10);
@@ -51,9 +56,31 @@ pub struct Peers {
     pub roles: RolesInternalClient<PeerChannel>,
 }
 
-/// Registers, or resumes an identical half-done registration.
-#[tracing::instrument(skip_all, fields(login = %reg.login.as_str()))]
-pub async fn register(
+/// Registers from the client at `address`, or resumes an identical
+/// half-done registration.
+pub async fn register(s: &AuthState, address: &str, reg: Registration) -> Result<Uuid, AuthError> {
+    let reservation =
+        match throttle::reserve_registration(&s.pool, &s.throttle, address, Utc::now()).await? {
+            Attempt::Reserved(r) => r,
+            Attempt::Throttled { retry_after } => {
+                tracing::warn!("registration throttled (client address limit)");
+                return Err(AuthError::TooManyRegistrations { retry_after });
+            }
+        };
+    // Every registration that got this far counts against the address,
+    // except one turned away before any work ran.
+    match run(&s.pool, &s.hasher, &s.peers, reg).await {
+        Err(AuthError::Busy) => {
+            throttle::release(&s.pool, reservation).await?;
+            Err(AuthError::Busy)
+        }
+        other => other,
+    }
+}
+
+/// Steps 1 to 3.
+#[tracing::instrument(skip_all)]
+async fn run(
     pool: &PgPool,
     hasher: &PasswordHasher,
     peers: &Peers,
@@ -77,30 +104,16 @@ pub async fn register(
         if same_request {
             resume = Some(existing);
         } else {
-            return Err(taken(&existing, login).into());
+            return Err(taken(&existing, login));
         }
     }
     let credential = match resume {
         Some(c) => {
             match store::claim_pending(pool, c.user_id, claim, CLAIM_LEASE).await? {
                 Claim::Held => {}
-                Claim::Taken => {
-                    return Err(ApiError::Unavailable(
-                        "this registration is in progress, retry later".into(),
-                    )
-                    .into());
-                }
-                Claim::Active => {
-                    return Err(
-                        ApiError::AlreadyExists("login is already registered".into()).into(),
-                    );
-                }
-                Claim::Gone => {
-                    return Err(ApiError::Unavailable(
-                        "this registration was just undone, retry".into(),
-                    )
-                    .into());
-                }
+                Claim::Taken => return Err(AuthError::RegistrationInProgress),
+                Claim::Active => return Err(AuthError::LoginTaken),
+                Claim::Gone => return Err(AuthError::RegistrationUndone),
             }
             tracing::info!(user_id = %c.user_id, "resuming a pending registration");
             c
@@ -117,10 +130,7 @@ pub async fn register(
             };
             if let Err(e) = store::insert_pending(pool, &c, claim, CLAIM_LEASE).await {
                 if is_unique_violation(&e) {
-                    return Err(ApiError::AlreadyExists(
-                        "login or email is already registered".into(),
-                    )
-                    .into());
+                    return Err(AuthError::LoginOrEmailTaken);
                 }
                 return Err(e.into());
             }
@@ -132,11 +142,11 @@ pub async fn register(
     Ok(credential.user_id)
 }
 
-fn taken(existing: &Credential, login: &str) -> ApiError {
+fn taken(existing: &Credential, login: &str) -> AuthError {
     if existing.login == login {
-        ApiError::AlreadyExists("login is already registered".into())
+        AuthError::LoginTaken
     } else {
-        ApiError::AlreadyExists("email is already registered".into())
+        AuthError::EmailTaken
     }
 }
 
@@ -148,7 +158,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// over: they finish or undo it, so this request neither does.
 fn lost_claim(user_id: Uuid) -> AuthError {
     tracing::warn!(%user_id, "registration claim lost to another request");
-    ApiError::Unavailable("registration was interrupted, retry later".into()).into()
+    AuthError::RegistrationInterrupted
 }
 
 /// Steps 2 and 3, holding `claim` on the pending credential.
@@ -248,7 +258,7 @@ async fn compensate(peers: &Peers, user_id: Uuid) -> Result<(), ApiError> {
 }
 
 /// Compensates registrations abandoned for longer than [`STALE_AFTER`].
-pub async fn sweep_stale(pool: &PgPool, peers: &Peers) -> anyhow::Result<usize> {
+pub async fn sweep_stale(pool: &PgPool, peers: &Peers) -> Result<usize, AuthError> {
     let mut swept = 0;
     for user_id in store::stale_pending(pool, Utc::now() - STALE_AFTER).await? {
         let claim = Uuid::new_v4();

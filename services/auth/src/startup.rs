@@ -1,20 +1,21 @@
-//! Building and running auth: bind, connect, migrate, load keys, serve.
+//! Building auth: connect and migrate, load keys, wire the registration
+//! peers and auth's own token verifier, and keep keys, throttling records
+//! and abandoned registrations maintained in the background.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use interlock_common::client::{self, Outbound};
 use interlock_common::db;
-use interlock_common::guard;
+use interlock_common::guard::Guard;
 use interlock_common::jwt::{JwtVerifier, VerifierOptions};
 use interlock_common::revocation::Revocations;
-use interlock_common::server::{App, Listener};
+use interlock_common::server::App;
 use interlock_proto::auth::v1::auth_service_server::AuthServiceServer;
 use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
 use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
+use tokio::sync::watch;
 use tonic::service::Routes;
 
 use crate::config::Settings;
@@ -33,132 +34,116 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 /// How often auth's own verifier rereads the revoked sessions.
 const REVOCATION_REFRESH_MS: u64 = 1000;
 
-/// A built, not yet running, auth server.
-pub struct Application {
-    app: App,
-    state: Arc<AuthState>,
+/// auth, ready to run on a listener, with its maintenance as a background
+/// task. Outbound calls carry `outbound`'s headers (none in production;
+/// tests stand in for the sidecar with it).
+pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
+    settings.validate()?;
+    let common = &settings.common;
+    let pool = db::connect(&common.database, &crate::MIGRATOR).await?;
+    let t = &settings.tokens;
+    let tokens = TokenSettings {
+        issuer: t.issuer.clone(),
+        audience: t.audience.clone(),
+        access_ttl: chrono::Duration::seconds(t.access_ttl_secs),
+        refresh_ttl: chrono::Duration::seconds(t.refresh_ttl_secs),
+    };
+    let keys = Arc::new(KeyRing::new(
+        pool.clone(),
+        &settings.keys.seal_secret,
+        KeyPolicy {
+            rotation_interval: chrono::Duration::seconds(settings.keys.rotation_interval_secs),
+            publish_lead: chrono::Duration::seconds(settings.keys.publish_lead_secs),
+            retire_after: tokens.access_ttl + chrono::Duration::seconds(60),
+        },
+    ));
+    keys.maintain(Utc::now()).await?;
+    let pepper = settings.passwords.pepper.clone();
+    let cost = settings.passwords.bcrypt_cost;
+    let limits = HashLimits::from_config(&settings.throttle);
+    let hasher =
+        tokio::task::spawn_blocking(move || PasswordHasher::new(pepper, cost, limits)).await??;
+    let peers = Peers {
+        users: UsersInternalClient::new(
+            client::channel(&settings.peers.users_url, outbound.clone())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        roles: RolesInternalClient::new(
+            client::channel(&settings.peers.roles_url, outbound).map_err(anyhow::Error::msg)?,
+        ),
+    };
+    // Every access token that may still be unexpired: lifetime + leeway.
+    let revoked = Arc::new(DbRevocations {
+        pool: pool.clone(),
+        window: tokens.access_ttl + chrono::Duration::seconds(60),
+    });
+    let verifier = own_verifier(&tokens, &keys, revoked.clone()).await;
+    let guard = Guard::from_settings(&common.peer, Some(verifier)).await?;
+    let state = Arc::new(AuthState {
+        pool,
+        hasher,
+        keys,
+        tokens,
+        throttle: ThrottleLimits::from_config(&settings.throttle),
+        peers,
+    });
+    let http = service::jwks_router(state.keys.clone()).merge(revocations::router(revoked));
+    let routes = Routes::from(http).add_service(AuthServiceServer::new(Auth(state.clone())));
+    Ok(App::new(crate::MODULE, guard, routes)
+        .with_task("maintenance", move |stop| maintain(state, stop)))
 }
 
-impl Application {
-    /// Builds from settings; outbound calls carry nothing extra.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with(settings, Outbound::default()).await
-    }
-
-    /// Builds with a given outbound interceptor (tests stand in for the
-    /// sidecar with it).
-    pub async fn build_with(settings: Settings, outbound: Outbound) -> anyhow::Result<Self> {
-        settings.validate()?;
-        let pool = db::connect(&settings.database, &crate::MIGRATOR).await?;
-        // auth verifies its own tokens from its key ring (below), so it
-        // cannot use server::Base, which needs the verifier up front.
-        let t = &settings.tokens;
-        let tokens = TokenSettings {
-            issuer: t.issuer.clone(),
-            audience: t.audience.clone(),
-            access_ttl: chrono::Duration::seconds(t.access_ttl_secs),
-            refresh_ttl: chrono::Duration::seconds(t.refresh_ttl_secs),
-        };
-        let keys = Arc::new(KeyRing::new(
-            pool.clone(),
-            &settings.keys.seal_secret,
-            KeyPolicy {
-                rotation_interval: chrono::Duration::seconds(settings.keys.rotation_interval_secs),
-                publish_lead: chrono::Duration::seconds(settings.keys.publish_lead_secs),
-                retire_after: tokens.access_ttl + chrono::Duration::seconds(60),
+/// auth verifies the tokens it issued (Logout, for one) like any service,
+/// but from its own key ring and its own revoked sessions, not over HTTP.
+async fn own_verifier(
+    tokens: &TokenSettings,
+    keys: &Arc<KeyRing>,
+    revoked: Arc<DbRevocations>,
+) -> Arc<JwtVerifier> {
+    let revocations =
+        Revocations::start(revoked, Duration::from_millis(REVOCATION_REFRESH_MS)).await;
+    Arc::new(
+        JwtVerifier::new(
+            Arc::new(KeyRingSource(keys.clone())),
+            VerifierOptions {
+                issuer: tokens.issuer.clone(),
+                audience: tokens.audience.clone(),
+                leeway: Duration::from_secs(30),
+                min_refresh_interval: Duration::from_secs(1),
+                max_age: Duration::from_secs(30),
             },
-        ));
-        keys.maintain(Utc::now()).await?;
-        let pepper = settings.passwords.pepper.clone();
-        let cost = settings.passwords.bcrypt_cost;
-        let limits = HashLimits::from_config(&settings.throttle);
-        let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(pepper, cost, limits))
-            .await??;
-        let peers = Peers {
-            users: UsersInternalClient::new(
-                client::channel(&settings.peers.users_url, outbound.clone())
-                    .map_err(anyhow::Error::msg)?,
-            ),
-            roles: RolesInternalClient::new(
-                client::channel(&settings.peers.roles_url, outbound).map_err(anyhow::Error::msg)?,
-            ),
-        };
-        // Every access token that may still be unexpired: lifetime + leeway.
-        let revoked = Arc::new(DbRevocations {
-            pool: pool.clone(),
-            window: tokens.access_ttl + chrono::Duration::seconds(60),
-        });
-        let revocations = Revocations::start(
-            revoked.clone(),
-            Duration::from_millis(REVOCATION_REFRESH_MS),
         )
-        .await;
-        let verifier = Arc::new(
-            JwtVerifier::new(
-                Arc::new(KeyRingSource(keys.clone())),
-                VerifierOptions {
-                    issuer: tokens.issuer.clone(),
-                    audience: tokens.audience.clone(),
-                    leeway: Duration::from_secs(30),
-                    min_refresh_interval: Duration::from_secs(1),
-                    max_age: Duration::from_secs(30),
-                },
-            )
-            .with_revocations(revocations),
-        );
-        let guard = guard::from_settings(&settings.peer, Some(verifier)).await?;
-        let state = Arc::new(AuthState {
-            pool,
-            hasher,
-            keys,
-            tokens,
-            throttle: ThrottleLimits::from_config(&settings.throttle),
-            peers,
-        });
-        let listener = Listener::bind(&settings.server).await?;
-        let http = service::jwks_router(state.keys.clone()).merge(revocations::router(revoked));
-        let routes = Routes::from(http).add_service(AuthServiceServer::new(Auth(state.clone())));
-        let app = App::from_parts(listener, guard, routes, &["interlock.auth.v1.AuthService"]);
-        Ok(Self { app, state })
-    }
-
-    /// The TCP address (the real port when configured with port 0).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.app.local_addr()
-    }
-
-    /// Where it listens, for logs.
-    pub fn describe_listener(&self) -> String {
-        self.app.describe_listener()
-    }
-
-    /// Serves until `shutdown` resolves, maintaining keys meanwhile.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let maintenance = tokio::spawn(maintain(self.state));
-        let result = self.app.run(shutdown).await;
-        maintenance.abort();
-        result
-    }
+        .with_revocations(revocations),
+    )
 }
 
-async fn maintain(state: Arc<AuthState>) {
+/// Every [`MAINTENANCE_EVERY`] until `stop` turns true: rotate keys, prune
+/// login failures, compensate abandoned registrations. A round in progress
+/// at shutdown is dropped (each step is its own transaction).
+async fn maintain(state: Arc<AuthState>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
     loop {
-        tick.tick().await;
-        let now = Utc::now();
-        if let Err(error) = state.keys.maintain(now).await {
-            tracing::error!(%error, "signing-key maintenance failed");
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            () = async {
+                tick.tick().await;
+                maintain_once(&state).await;
+            } => {}
         }
-        if let Err(error) = throttle::prune(&state.pool, &state.throttle, now).await {
-            tracing::warn!(%error, "pruning login failures failed");
-        }
-        match register::sweep_stale(&state.pool, &state.peers).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(swept = n, "compensated abandoned registrations"),
-            Err(error) => tracing::warn!(%error, "sweeping registrations failed"),
-        }
+    }
+}
+
+async fn maintain_once(state: &AuthState) {
+    let now = Utc::now();
+    if let Err(error) = state.keys.maintain(now).await {
+        tracing::error!(%error, "signing-key maintenance failed");
+    }
+    if let Err(error) = throttle::prune(&state.pool, &state.throttle, now).await {
+        tracing::warn!(%error, "pruning login failures failed");
+    }
+    match register::sweep_stale(&state.pool, &state.peers).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(swept = n, "compensated abandoned registrations"),
+        Err(error) => tracing::warn!(%error, "sweeping registrations failed"),
     }
 }

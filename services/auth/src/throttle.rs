@@ -11,7 +11,7 @@
 //! the account's earlier failures); work that never ran (the server was
 //! busy) gives it back.
 //!
-//! This module must not hold a transaction beyond [`reserve`] itself.
+//! This module must not hold a transaction beyond the one that reserves.
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -68,15 +68,35 @@ impl AccountKey {
     }
 }
 
-/// Attempts recorded by [`reserve`]; they count until they expire or are
-/// released.
+/// Attempts recorded by [`reserve_login`] or [`reserve_registration`];
+/// they count until they expire or are released.
 #[derive(Debug)]
 pub struct Reservation {
     ids: Vec<i64>,
 }
 
+/// What asking for an attempt got.
+#[derive(Debug)]
+#[must_use]
+pub enum Attempt {
+    /// Under every limit: the attempt is recorded and may run.
+    Reserved(Reservation),
+    /// A bucket is at its limit (nothing was recorded); the earliest time a
+    /// new attempt can succeed is `retry_after` from now.
+    Throttled { retry_after: std::time::Duration },
+}
+
+/// One counter an attempt is checked against and recorded in.
+struct Bucket<'a> {
+    /// What is counted: `account`, `address` or `register`.
+    scope: &'static str,
+    /// Whose attempts: an [`AccountKey`] or a client address.
+    key: &'a str,
+    /// Attempts allowed within the window.
+    limit: i64,
+}
+
 /// Reserves one login attempt against the account and the client address.
-/// `Err(retry_after)` when either is at its limit (nothing is recorded).
 #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn reserve_login(
     pool: &PgPool,
@@ -84,14 +104,22 @@ pub async fn reserve_login(
     account: &AccountKey,
     address: &str,
     now: DateTime<Utc>,
-) -> sqlx::Result<Result<Reservation, std::time::Duration>> {
+) -> sqlx::Result<Attempt> {
     let account = account.key();
     reserve(
         pool,
         limits.window,
         &[
-            ("account", &account, limits.per_account),
-            ("address", address, limits.per_address),
+            Bucket {
+                scope: "account",
+                key: &account,
+                limit: limits.per_account,
+            },
+            Bucket {
+                scope: "address",
+                key: address,
+                limit: limits.per_address,
+            },
         ],
         now,
     )
@@ -105,34 +133,35 @@ pub async fn reserve_registration(
     limits: &ThrottleLimits,
     address: &str,
     now: DateTime<Utc>,
-) -> sqlx::Result<Result<Reservation, std::time::Duration>> {
+) -> sqlx::Result<Attempt> {
     reserve(
         pool,
         limits.window,
-        &[("register", address, limits.registrations_per_address)],
+        &[Bucket {
+            scope: "register",
+            key: address,
+            limit: limits.registrations_per_address,
+        }],
         now,
     )
     .await
 }
 
-/// Atomically: if every `(scope, key, limit)` bucket holds fewer than
-/// `limit` attempts in the window, records one attempt in each.
+/// Atomically: if every bucket holds fewer than its limit of attempts in
+/// the window, records one attempt in each.
 async fn reserve(
     pool: &PgPool,
     window: Duration,
-    buckets: &[(&str, &str, i64)],
+    buckets: &[Bucket<'_>],
     now: DateTime<Utc>,
-) -> sqlx::Result<Result<Reservation, std::time::Duration>> {
+) -> sqlx::Result<Attempt> {
     let since = now - window;
     let mut tx = pool.begin().await?;
     // Held until commit; taken in one global order so that two attempts
     // sharing buckets cannot deadlock. Each statement below gets a fresh
     // snapshot (READ COMMITTED), so it sees every attempt committed before
     // the lock was granted.
-    let mut locks: Vec<i64> = buckets
-        .iter()
-        .map(|(scope, key, _)| lock_id(scope, key))
-        .collect();
+    let mut locks: Vec<i64> = buckets.iter().map(|b| lock_id(b.scope, b.key)).collect();
     locks.sort_unstable();
     locks.dedup();
     for id in locks {
@@ -142,16 +171,16 @@ async fn reserve(
             .await?;
     }
     let mut wait = std::time::Duration::ZERO;
-    for (scope, key, max) in buckets {
+    for bucket in buckets {
         // The attempt whose expiry brings the bucket back under its limit.
         let unlock_at: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT at FROM throttle_attempts WHERE scope = $1 AND key = $2 AND at > $3
              ORDER BY at DESC OFFSET $4 - 1 LIMIT 1",
         )
-        .bind(scope)
-        .bind(key)
+        .bind(bucket.scope)
+        .bind(bucket.key)
         .bind(since)
-        .bind(max)
+        .bind(bucket.limit)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(at) = unlock_at {
@@ -160,9 +189,10 @@ async fn reserve(
         }
     }
     if !wait.is_zero() {
-        return Ok(Err(wait));
+        return Ok(Attempt::Throttled { retry_after: wait });
     }
-    let (scopes, keys): (Vec<&str>, Vec<&str>) = buckets.iter().map(|(s, k, _)| (*s, *k)).unzip();
+    let scopes: Vec<&str> = buckets.iter().map(|b| b.scope).collect();
+    let keys: Vec<&str> = buckets.iter().map(|b| b.key).collect();
     let ids: Vec<i64> = sqlx::query_scalar(
         "INSERT INTO throttle_attempts (scope, key, at)
          SELECT s, k, $3 FROM unnest($1::text[], $2::text[]) AS t(s, k)
@@ -174,7 +204,7 @@ async fn reserve(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Ok(Reservation { ids }))
+    Ok(Attempt::Reserved(Reservation { ids }))
 }
 
 /// The advisory-lock id of a bucket: stable across replicas and releases.

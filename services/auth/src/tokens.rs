@@ -19,14 +19,31 @@ pub struct TokenSettings {
     pub refresh_ttl: Duration,
 }
 
-/// Signs an access token for `user_id` in `session_id`.
+/// A signed access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Its `exp`.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new refresh token: the value the client gets once, and its hash, the
+/// only form that is stored.
+pub struct RefreshToken {
+    pub token: String,
+    pub hash: Vec<u8>,
+}
+
+/// Signs an access token for `user_id` in `session_id` with `key` (its
+/// `kid` and private key, from [`crate::keys::KeyRing::signing_key`]).
 pub fn sign_access(
     key: &(String, EncodingKey),
     settings: &TokenSettings,
     user_id: Uuid,
     session_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<(String, DateTime<Utc>), jsonwebtoken::errors::Error> {
+) -> Result<AccessToken, jsonwebtoken::errors::Error> {
     let expires_at = now + settings.access_ttl;
     let claims = AccessClaims {
         iss: settings.issuer.clone(),
@@ -39,15 +56,18 @@ pub fn sign_access(
     };
     let mut header = Header::new(ALGORITHM);
     header.kid = Some(key.0.clone());
-    Ok((jsonwebtoken::encode(&header, &claims, &key.1)?, expires_at))
+    Ok(AccessToken {
+        token: jsonwebtoken::encode(&header, &claims, &key.1)?,
+        expires_at,
+    })
 }
 
-/// A new refresh token (256 random bits) and the hash that is stored.
-pub fn new_refresh_token() -> (String, Vec<u8>) {
+/// A new refresh token (256 random bits).
+pub fn new_refresh_token() -> RefreshToken {
     let bytes: [u8; 32] = rand::random();
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let hash = hash_refresh_token(&token);
-    (token, hash)
+    RefreshToken { token, hash }
 }
 
 /// The stored form of a refresh token.
@@ -62,11 +82,11 @@ mod tests {
     /// Refresh tokens are unique and only their hash is derived for storage.
     #[test]
     fn refresh_tokens_are_random_and_hashed() {
-        let (a, ha) = new_refresh_token();
-        let (b, _) = new_refresh_token();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        assert_eq!(ha, hash_refresh_token(&a));
-        assert_ne!(ha, a.as_bytes());
+        let a = new_refresh_token();
+        let b = new_refresh_token();
+        assert_ne!(a.token, b.token);
+        assert_eq!(a.token.len(), 43);
+        assert_eq!(a.hash, hash_refresh_token(&a.token));
+        assert_ne!(a.hash, a.token.as_bytes());
     }
 }

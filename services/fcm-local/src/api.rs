@@ -106,12 +106,20 @@ impl FcmLocal {
         }
     }
 
+    /// The FCM API: what the sender talks to.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/token", post(token))
             .route("/v1/projects/{project}/messages:send", post(send))
-            .merge(crate::control::router())
             .with_state(self.clone())
+    }
+
+    /// The test hooks (`/control/*`), served apart from the API so that
+    /// only their owner can reach them (a 0600 Unix socket in the binary):
+    /// they reveal every pushed message and device token, and can script
+    /// failures for any device.
+    pub fn control_router(&self) -> Router {
+        crate::control::router().with_state(self.clone())
     }
 
     /// Serves on `listener` until the task is dropped.

@@ -14,9 +14,10 @@
 //!   `token`/`topic`/`condition`, string-only `data`, known fields only).
 //!   Errors are Google JSON errors with a
 //!   `google.firebase.fcm.v1.FcmError` detail carrying `errorCode`.
-//! - `/control/*`: test hooks — script faults per device token (an FCM
-//!   error, 429 with Retry-After, 503, a delay), expire issued tokens, read
-//!   what was received and how many tokens were granted.
+//! - `/control/*` ([`FcmLocal::control_router`], on its own root-only Unix
+//!   socket in the binary): test hooks — script faults per device token (an
+//!   FCM error, 429 with Retry-After, 503, a delay), expire issued tokens,
+//!   read what was received and how many tokens were granted.
 
 mod api;
 mod control;

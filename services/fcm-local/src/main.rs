@@ -1,5 +1,7 @@
 //! `interlock-fcm-local --listen 127.0.0.1:17090 --service-account FILE
-//! [--token-ttl-secs 3600]`: the local FCM-compatible server.
+//! [--control-socket PATH] [--token-ttl-secs 3600]`: the local
+//! FCM-compatible server. The test hooks are served only on the control
+//! socket (mode 0600: its owner and root), never on the API's TCP port.
 
 use std::time::Duration;
 
@@ -16,8 +18,8 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("info").init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage =
-        "usage: interlock-fcm-local --listen ADDR --service-account FILE [--token-ttl-secs N]";
+    let usage = "usage: interlock-fcm-local --listen ADDR --service-account FILE \
+                 [--control-socket PATH] [--token-ttl-secs N]";
     let listen = flag(&args, "--listen").ok_or_else(|| anyhow::anyhow!(usage))?;
     let account = flag(&args, "--service-account").ok_or_else(|| anyhow::anyhow!(usage))?;
     let ttl: u64 = flag(&args, "--token-ttl-secs")
@@ -32,6 +34,20 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(ttl),
     )?;
     tracing::info!(%listen, project = %config.project_id, "local FCM server listening");
-    FcmLocal::new(config).serve(listener).await?;
+    let fcm = FcmLocal::new(config);
+    if let Some(path) = flag(&args, "--control-socket") {
+        let _ = std::fs::remove_file(&path);
+        let control = tokio::net::UnixListener::bind(&path)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        tracing::info!(socket = %path, "test hooks on the control socket");
+        let router = fcm.control_router();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(control, router).await {
+                tracing::error!(%error, "control socket stopped");
+            }
+        });
+    }
+    fcm.serve(listener).await?;
     Ok(())
 }

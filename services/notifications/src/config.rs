@@ -2,27 +2,21 @@
 
 use serde::Deserialize;
 
-use interlock_common::db::DatabaseSettings;
-use interlock_common::settings::{self, JwtSettings, PeerSettings, ServerSettings};
-use interlock_common::telemetry::LogSettings;
+use interlock_common::settings::{self, Check, CommonSettings};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub server: ServerSettings,
-    pub database: DatabaseSettings,
-    pub peer: PeerSettings,
-    pub jwt: JwtSettings,
-    #[serde(default)]
-    pub log: LogSettings,
+    /// `[server]`, `[peer]`, `[log]`, `[database]`, `[jwt]`: notifications
+    /// has nothing else to configure.
+    #[serde(flatten)]
+    pub common: CommonSettings,
 }
 
 impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut p = Vec::new();
-        self.database.check(&mut p);
-        self.peer.check(&mut p);
-        self.jwt.check(&mut p);
-        settings::problems_to_result("notifications", p)
+        self.common.check(&mut p);
+        settings::problems_to_result(crate::MODULE, p)
     }
 }

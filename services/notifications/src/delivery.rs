@@ -1,296 +1,266 @@
-//! SQL of push delivery: leases that keep sender replicas from claiming the
-//! same notification, per-device outcomes, and the processed outcome.
+//! What a push delivery is, decided once for the whole system:
 //!
-//! Every write after the claim first passes [`lease::lock`] in the same
-//! transaction: only the lease holder writes, and only to its notifications'
-//! recipients' devices.
+//! - [`Status`]: the status of one device's delivery, mapped to the
+//!   `delivery_status` Postgres enum and to the wire's `DeliveryStatus`;
+//! - [`Status::is_final`]: which statuses end a device's part in a
+//!   notification (it is never pushed again for it);
+//! - [`token_hint`]: the part of an FCM token that may stand for it in logs
+//!   and delivery reports;
+//! - [`Outcome`]: one device's outcome as a sender reports it;
+//! - [`Summary`]: what a processed notification's deliveries came to, stored
+//!   as its outcome.
+//!
+//! Nothing else decides these. The claim and completion queries
+//! ([`crate::store::to_push`]) are handed [`Status::finals`] rather than
+//! naming statuses; the sender only classifies FCM's answers into statuses,
+//! and notifications decides from them when a notification is complete
+//! (ReportDeliveries). This module does no I/O.
 
-use std::collections::{HashMap, HashSet};
+use std::fmt;
 
-use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use interlock_common::{ApiError, validate};
+use interlock_proto::notifications::v1 as pb;
 use uuid::Uuid;
 
-use crate::lease::{self, Need, Refusal};
-
-/// Final statuses: a device with one of these is never pushed again for
-/// that notification.
-pub const FINAL: &[&str] = &["delivered", "unregistered", "failed_permanent"];
-
-/// A claimed notification.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Claimed {
-    pub id: Uuid,
-    pub text: String,
-    pub created_at: DateTime<Utc>,
-    pub lease_until: DateTime<Utc>,
-    pub recipient_ids: Vec<Uuid>,
+/// The status of one device's delivery of one notification.
+///
+/// Stored as the Postgres enum `delivery_status` (migration 0003, which
+/// says why an enum): a value outside this type can neither be written nor
+/// read back as one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "delivery_status", rename_all = "snake_case")]
+pub enum Status {
+    /// FCM accepted the message.
+    Delivered,
+    /// FCM says the token is no longer valid; the device is removed.
+    Unregistered,
+    /// FCM refused the message for good (INVALID_ARGUMENT,
+    /// SENDER_ID_MISMATCH, THIRD_PARTY_AUTH_ERROR).
+    FailedPermanent,
+    /// Retries ran out for now (QUOTA_EXCEEDED, UNAVAILABLE, INTERNAL, FCM
+    /// authentication); a later claim tries again.
+    FailedTransient,
 }
 
-/// A push still to make.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Todo {
-    pub notification_id: Uuid,
-    pub device_id: Uuid,
-    pub user_id: Uuid,
-    pub fcm_token: String,
-    pub platform: i16,
+impl Status {
+    /// Every status, in the order of the Postgres enum.
+    pub const ALL: [Status; 4] = [
+        Status::Delivered,
+        Status::Unregistered,
+        Status::FailedPermanent,
+        Status::FailedTransient,
+    ];
+
+    /// Whether a device with this status is done with the notification:
+    /// never offered to a sender again for it, and no longer keeping it
+    /// from completion. The one place this is decided; the match has no
+    /// wildcard so a new status must be placed here.
+    pub const fn is_final(self) -> bool {
+        match self {
+            Status::Delivered | Status::Unregistered | Status::FailedPermanent => true,
+            Status::FailedTransient => false,
+        }
+    }
+
+    /// The final statuses, as the queries bind them (`delivery_status[]`).
+    pub fn finals() -> Vec<Status> {
+        Self::ALL.into_iter().filter(|s| s.is_final()).collect()
+    }
+
+    /// The status a sender sent; `None` for UNSPECIFIED or an unknown
+    /// value.
+    pub fn from_proto(value: i32) -> Option<Status> {
+        match pb::DeliveryStatus::try_from(value).ok()? {
+            pb::DeliveryStatus::Unspecified => None,
+            pb::DeliveryStatus::Delivered => Some(Status::Delivered),
+            pb::DeliveryStatus::Unregistered => Some(Status::Unregistered),
+            pb::DeliveryStatus::FailedPermanent => Some(Status::FailedPermanent),
+            pb::DeliveryStatus::FailedTransient => Some(Status::FailedTransient),
+        }
+    }
+
+    /// The wire value (`DeliveryStatus`).
+    pub fn to_proto(self) -> i32 {
+        let wire = match self {
+            Status::Delivered => pb::DeliveryStatus::Delivered,
+            Status::Unregistered => pb::DeliveryStatus::Unregistered,
+            Status::FailedPermanent => pb::DeliveryStatus::FailedPermanent,
+            Status::FailedTransient => pb::DeliveryStatus::FailedTransient,
+        };
+        wire as i32
+    }
 }
 
-/// Claims up to `limit` unprocessed notifications whose lease is free or
-/// expired, for `worker` until `now + lease`.
-#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
-pub async fn claim(
-    pool: &PgPool,
-    worker: &str,
-    lease: chrono::Duration,
-    limit: i64,
-) -> sqlx::Result<(Vec<Claimed>, Vec<Todo>)> {
-    let mut tx = pool.begin().await?;
-    let claimed: Vec<Claimed> = sqlx::query_as(
-        "WITH picked AS (
-             SELECT id FROM notifications
-             WHERE processed_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-             ORDER BY created_at, id
-             LIMIT $3
-             FOR UPDATE SKIP LOCKED)
-         UPDATE notifications n SET lease_owner = $1, lease_until = now() + $2
-         FROM picked WHERE n.id = picked.id
-         RETURNING n.id, n.text, n.created_at, n.lease_until,
-             array(SELECT r.user_id FROM recipients r WHERE r.notification_id = n.id ORDER BY r.user_id) AS recipient_ids",
-    )
-    .bind(worker)
-    .bind(lease)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
-    let todo: Vec<Todo> = sqlx::query_as(
-        "SELECT r.notification_id, d.id AS device_id, d.user_id, d.fcm_token, d.platform
-         FROM recipients r JOIN devices d ON d.user_id = r.user_id
-         WHERE r.notification_id = ANY($1)
-           AND NOT EXISTS (SELECT 1 FROM deliveries x
-                           WHERE x.notification_id = r.notification_id AND x.device_id = d.id
-                             AND x.status = ANY($2))
-         ORDER BY r.notification_id, d.id",
-    )
-    .bind(&ids)
-    .bind(FINAL)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let mut claimed = claimed;
-    claimed.sort_by_key(|c| (c.created_at, c.id));
-    Ok((claimed, todo))
+/// How many trailing characters of a token stand for it.
+pub const TOKEN_HINT_CHARS: usize = 6;
+
+/// The last [`TOKEN_HINT_CHARS`] characters of an FCM token: enough to tell
+/// a user's devices apart in logs and delivery reports, far too little to
+/// send with. The only part of a token that is stored beside an outcome or
+/// handed to a sender for its logs.
+pub fn token_hint(token: &str) -> &str {
+    let start = token
+        .char_indices()
+        .rev()
+        .nth(TOKEN_HINT_CHARS - 1)
+        .map_or(0, |(i, _)| i);
+    &token[start..]
 }
 
-/// One reported outcome.
-#[derive(Debug, Clone)]
+/// One device's outcome, as a sender reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub notification_id: Uuid,
     pub device_id: Uuid,
-    pub status: &'static str,
+    pub status: Status,
+    /// FCM's errorCode (or HTTP status) of a failure; empty when delivered.
     pub error_code: String,
+    /// Attempts in this claim; added to those of earlier claims.
     pub attempts: i32,
 }
 
-/// What [`report`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Reported {
-    /// Outcomes stored.
-    pub recorded: u64,
-    /// Outcomes for devices that no longer exist, left out.
-    pub skipped: u64,
-    /// Devices removed because they were reported unregistered.
-    pub removed: u64,
+impl Outcome {
+    /// The longest error code kept.
+    pub const MAX_ERROR_CODE: usize = 64;
+    /// More attempts than this in one claim are counted as this many.
+    pub const MAX_ATTEMPTS: u32 = 1000;
+
+    /// Parses `results[index]` of a report; a bad field is named with its
+    /// index.
+    pub fn parse(index: usize, r: &pb::DeliveryResult) -> Result<Outcome, ApiError> {
+        let field = |name: &str| format!("results[{index}].{name}");
+        Ok(Outcome {
+            notification_id: validate::uuid(&field("notification_id"), &r.notification_id)?,
+            device_id: validate::uuid(&field("device_id"), &r.device_id)?,
+            status: Status::from_proto(r.status).ok_or_else(|| {
+                ApiError::invalid(
+                    field("status"),
+                    "must be a DELIVERY_STATUS other than UNSPECIFIED",
+                )
+            })?,
+            error_code: validate::text(
+                &field("error_code"),
+                &r.error_code,
+                0,
+                Self::MAX_ERROR_CODE,
+            )?,
+            attempts: i32::try_from(r.attempts.min(Self::MAX_ATTEMPTS)).unwrap_or(i32::MAX),
+        })
+    }
 }
 
-/// Records `worker`'s outcomes, all or none, in one transaction.
-///
-/// Refused (nothing written) unless `worker` holds a live lease on every
-/// notification named, and every device named that still exists belongs to
-/// a recipient of its notification. Devices removed since the claim (by
-/// their owner, an earlier UNREGISTERED, or a token re-registered by another
-/// user) are skipped: nothing is left to record against. Only in-scope
-/// devices are removed as unregistered.
-#[tracing::instrument(skip_all, fields(db.system = "postgresql", outcomes = outcomes.len()))]
-pub async fn report(
-    pool: &PgPool,
-    worker: &str,
-    outcomes: &[Outcome],
-) -> sqlx::Result<Result<Reported, Refusal>> {
-    let mut ids: Vec<Uuid> = outcomes.iter().map(|o| o.notification_id).collect();
-    ids.sort();
-    ids.dedup();
-    let mut tx = match lease::begin(pool, &ids, Need::HeldBy(worker)).await? {
-        Ok(tx) => tx,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let mut device_ids: Vec<Uuid> = outcomes.iter().map(|o| o.device_id).collect();
-    device_ids.sort();
-    device_ids.dedup();
-    // Locked so the scope checked here is the one the writes below act on.
-    let devices: HashMap<Uuid, (Uuid, String)> = sqlx::query_as::<_, (Uuid, Uuid, String)>(
-        "SELECT id, user_id, right(fcm_token, 6) FROM devices
-         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(&device_ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|(id, user, hint)| (id, (user, hint)))
-    .collect();
-    let recipients: HashSet<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT notification_id, user_id FROM recipients WHERE notification_id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    let mut out_of_scope: Vec<(Uuid, Uuid)> = outcomes
-        .iter()
-        .filter(|o| {
-            devices
-                .get(&o.device_id)
-                .is_some_and(|(user, _)| !recipients.contains(&(o.notification_id, *user)))
-        })
-        .map(|o| (o.notification_id, o.device_id))
-        .collect();
-    if !out_of_scope.is_empty() {
-        out_of_scope.sort();
-        out_of_scope.dedup();
-        tx.rollback().await?;
-        return Ok(Err(Refusal::OutOfScope(out_of_scope)));
-    }
-    let mut done = Reported::default();
-    for o in outcomes {
-        let Some((user_id, hint)) = devices.get(&o.device_id) else {
-            done.skipped += 1;
-            continue;
-        };
-        sqlx::query(
-            "INSERT INTO deliveries (notification_id, device_id, user_id, token_hint, status, error_code, attempts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (notification_id, device_id) DO UPDATE
-                 SET status = EXCLUDED.status, error_code = EXCLUDED.error_code,
-                     attempts = deliveries.attempts + EXCLUDED.attempts, updated_at = now()",
-        )
-        .bind(o.notification_id)
-        .bind(o.device_id)
-        .bind(user_id)
-        .bind(hint)
-        .bind(o.status)
-        .bind(&o.error_code)
-        .bind(o.attempts)
-        .execute(&mut *tx)
-        .await?;
-        done.recorded += 1;
-        if o.status == "unregistered" {
-            done.removed += sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")
-                .bind(o.device_id)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+/// What a notification's deliveries came to: stored, as text, as its
+/// outcome when it is processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Devices that got it.
+    pub delivered: usize,
+    /// Devices with a recorded delivery, whatever its status.
+    pub devices: usize,
+}
+
+impl Summary {
+    /// Counts one device's delivery.
+    pub fn add(&mut self, status: Status) {
+        self.devices += 1;
+        if status == Status::Delivered {
+            self.delivered += 1;
         }
     }
-    tx.commit().await?;
-    Ok(Ok(done))
+
+    pub fn of(statuses: impl IntoIterator<Item = Status>) -> Summary {
+        let mut summary = Summary::default();
+        statuses.into_iter().for_each(|s| summary.add(s));
+        summary
+    }
 }
 
-/// Frees `worker`'s leases on `ids`, all or none: refused unless `worker`
-/// holds a live lease on every one. Returns how many were freed.
-#[tracing::instrument(skip_all, fields(db.system = "postgresql", ids = ids.len()))]
-pub async fn release(
-    pool: &PgPool,
-    worker: &str,
-    ids: &[Uuid],
-) -> sqlx::Result<Result<u64, Refusal>> {
-    let mut tx = match lease::begin(pool, ids, Need::HeldBy(worker)).await? {
-        Ok(tx) => tx,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let n = sqlx::query(
-        "UPDATE notifications SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1)",
-    )
-    .bind(ids)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(Ok(n))
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.devices == 0 {
+            f.write_str("no registered devices")
+        } else {
+            write!(
+                f,
+                "delivered to {} of {} devices",
+                self.delivered, self.devices
+            )
+        }
+    }
 }
 
-/// Marks `ids` processed, all or none, recording the outcome from the
-/// deliveries and ending the lease. Already processed ids are left as they
-/// are (a retried call); every other id must be under `worker`'s live
-/// lease.
-#[tracing::instrument(skip_all, fields(db.system = "postgresql", ids = ids.len()))]
-pub async fn mark_processed(
-    pool: &PgPool,
-    worker: &str,
-    ids: &[Uuid],
-) -> sqlx::Result<Result<u64, Refusal>> {
-    let mut tx = match lease::begin(pool, ids, Need::HeldByOrProcessed(worker)).await? {
-        Ok(tx) => tx,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE notifications n SET processed_at = now(), lease_owner = NULL, lease_until = NULL,
-             outcome = {OUTCOME_SQL}
-         WHERE id = ANY($1) AND processed_at IS NULL"
-    )))
-    .bind(ids)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(Ok(n))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The outcome text of a notification, from its delivery rows.
-pub const OUTCOME_SQL: &str = "CASE
-    WHEN NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.notification_id = n.id)
-        THEN 'no registered devices'
-    ELSE format('delivered to %s of %s devices',
-        (SELECT count(*) FROM deliveries x WHERE x.notification_id = n.id AND x.status = 'delivered'),
-        (SELECT count(*) FROM deliveries x WHERE x.notification_id = n.id))
-    END";
+    /// Only a transient failure leaves a device to push again.
+    #[test]
+    fn only_transient_failures_are_not_final() {
+        assert_eq!(
+            Status::finals(),
+            [
+                Status::Delivered,
+                Status::Unregistered,
+                Status::FailedPermanent
+            ]
+        );
+        assert!(!Status::FailedTransient.is_final());
+    }
 
-/// One row of a delivery report.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Record {
-    pub device_id: Uuid,
-    pub user_id: Uuid,
-    pub token_hint: String,
-    pub status: String,
-    pub error_code: String,
-    pub attempts: i32,
-    pub updated_at: DateTime<Utc>,
-}
+    /// Every status survives the wire both ways; UNSPECIFIED and unknown
+    /// values are no status.
+    #[test]
+    fn statuses_round_trip_through_the_wire_and_unspecified_is_none() {
+        for s in Status::ALL {
+            assert_eq!(Status::from_proto(s.to_proto()), Some(s));
+        }
+        assert_eq!(
+            Status::from_proto(pb::DeliveryStatus::Unspecified as i32),
+            None
+        );
+        assert_eq!(Status::from_proto(99), None);
+    }
 
-/// `(processed_at, outcome, records)`; `None` for an unknown id.
-#[allow(clippy::type_complexity)]
-#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
-pub async fn report_of(
-    pool: &PgPool,
-    id: Uuid,
-) -> sqlx::Result<Option<(Option<DateTime<Utc>>, Option<String>, Vec<Record>)>> {
-    let head: Option<(Option<DateTime<Utc>>, Option<String>)> =
-        sqlx::query_as("SELECT processed_at, outcome FROM notifications WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let Some((processed_at, outcome)) = head else {
-        return Ok(None);
-    };
-    let records = sqlx::query_as(
-        "SELECT device_id, user_id, token_hint, status, error_code, attempts, updated_at
-         FROM deliveries WHERE notification_id = $1 ORDER BY device_id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    Ok(Some((processed_at, outcome, records)))
+    /// The hint is the last 6 characters, or the whole of a shorter token,
+    /// and never splits a character.
+    #[test]
+    fn token_hint_is_the_last_six_characters() {
+        assert_eq!(token_hint("abcdefghij:123456"), "123456");
+        assert_eq!(token_hint("tok"), "tok");
+        assert_eq!(token_hint(""), "");
+        assert_eq!(token_hint("xxéééééé"), "éééééé");
+    }
+
+    /// The stored outcome counts delivered devices among those tried, and
+    /// says so when there were none.
+    #[test]
+    fn summary_reads_as_delivered_of_devices_or_no_devices() {
+        assert_eq!(Summary::of([]).to_string(), "no registered devices");
+        let s = Summary::of([
+            Status::Delivered,
+            Status::Unregistered,
+            Status::FailedPermanent,
+            Status::Delivered,
+        ]);
+        assert_eq!(s.to_string(), "delivered to 2 of 4 devices");
+    }
+
+    /// A reported outcome names its bad field with the result's index.
+    #[test]
+    fn outcome_parse_names_the_bad_field_by_index() {
+        let ok = pb::DeliveryResult {
+            notification_id: Uuid::nil().to_string(),
+            device_id: Uuid::max().to_string(),
+            status: Status::FailedTransient.to_proto(),
+            error_code: "UNAVAILABLE".into(),
+            attempts: 5000,
+        };
+        let o = Outcome::parse(0, &ok).expect("valid");
+        assert_eq!(o.status, Status::FailedTransient);
+        assert_eq!(o.attempts, 1000, "attempts are capped");
+
+        let unspecified = pb::DeliveryResult { status: 0, ..ok };
+        let err = Outcome::parse(3, &unspecified).expect_err("unspecified");
+        assert!(err.to_string().starts_with("results[3].status: "), "{err}");
+    }
 }

@@ -1,45 +1,101 @@
 //! notifications' internal gRPC handlers: Create for modules; claim, report,
-//! release and mark-processed for the sender; the delivery report.
+//! release and mark-processed for the sender; the delivery report. Thin:
+//! parse the request, call [`crate::lease`] / [`crate::store`], map the
+//! result; failures are [`crate::error::NotificationsError`]s.
 
 use chrono::Duration;
 use interlock_common::{ApiError, context, timestamp, validate};
 use interlock_proto::notifications::v1::notifications_internal_server::NotificationsInternal;
 use interlock_proto::notifications::v1::*;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::delivery::{self, Outcome};
+use crate::lease::{self, Claimed};
 use crate::service::Notifications;
 use crate::store;
 
 pub const MAX_TEXT: usize = 4096;
 pub const MAX_RECIPIENTS: usize = 1000;
+/// The most ids (or results) one sender call may name.
 const MAX_IDS: usize = 1000;
 
 fn worker_id(v: &str) -> Result<String, ApiError> {
     validate::text("worker_id", v, 1, 128)
 }
 
-fn status_name(v: i32, field: &str) -> Result<&'static str, ApiError> {
-    match DeliveryStatus::try_from(v) {
-        Ok(DeliveryStatus::Delivered) => Ok("delivered"),
-        Ok(DeliveryStatus::Unregistered) => Ok("unregistered"),
-        Ok(DeliveryStatus::FailedPermanent) => Ok("failed_permanent"),
-        Ok(DeliveryStatus::FailedTransient) => Ok("failed_transient"),
-        _ => Err(ApiError::invalid(
-            field,
-            "must be a DELIVERY_STATUS other than UNSPECIFIED",
-        )),
+/// A ReportDeliveries request, parsed.
+struct Reporting {
+    outcomes: Vec<Outcome>,
+    done: Vec<Uuid>,
+}
+
+/// At most [`MAX_IDS`] results and done ids, and not both empty.
+fn reporting(b: &ReportDeliveriesRequest) -> Result<Reporting, ApiError> {
+    if b.results.len() > MAX_IDS {
+        return Err(ApiError::invalid(
+            "results",
+            format!("must have at most {MAX_IDS} entries"),
+        ));
+    }
+    let outcomes = b
+        .results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Outcome::parse(i, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let done = match b.done_ids.as_slice() {
+        [] if outcomes.is_empty() => {
+            return Err(ApiError::invalid(
+                "results",
+                "must not be empty when done_ids is",
+            ));
+        }
+        [] => Vec::new(),
+        ids => validate::uuid_list("done_ids", ids, MAX_IDS)?,
+    };
+    Ok(Reporting { outcomes, done })
+}
+
+fn ids(ids: &[Uuid]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+fn pending(c: Claimed) -> PendingNotification {
+    PendingNotification {
+        id: c.id.to_string(),
+        text: c.text,
+        recipient_ids: ids(&c.recipient_ids),
+        created_at: Some(timestamp(c.created_at)),
+        deliveries: c
+            .to_push
+            .into_iter()
+            .map(|p| Delivery {
+                device_id: p.device_id.to_string(),
+                user_id: p.user_id.to_string(),
+                token_hint: delivery::token_hint(&p.fcm_token).to_owned(),
+                fcm_token: p.fcm_token,
+                platform: i32::from(p.platform),
+            })
+            .collect(),
+        lease_expires_at: Some(timestamp(c.lease_until)),
     }
 }
 
-fn status_value(name: &str) -> DeliveryStatus {
-    match name {
-        "delivered" => DeliveryStatus::Delivered,
-        "unregistered" => DeliveryStatus::Unregistered,
-        "failed_permanent" => DeliveryStatus::FailedPermanent,
-        "failed_transient" => DeliveryStatus::FailedTransient,
-        _ => DeliveryStatus::Unspecified,
+fn record(r: store::Record) -> DeliveryRecord {
+    DeliveryRecord {
+        device_id: r.device_id.to_string(),
+        user_id: r.user_id.to_string(),
+        token_hint: r.token_hint,
+        status: r.status.to_proto(),
+        error_code: r.error_code,
+        attempts: u32::try_from(r.attempts).unwrap_or(0),
+        updated_at: Some(timestamp(r.updated_at)),
     }
+}
+
+fn count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[tonic::async_trait]
@@ -56,16 +112,14 @@ impl NotificationsInternal for Notifications {
             "" => None,
             r => Some(validate::text("request_id", r, 1, 128)?),
         };
-        let (id, created) =
-            store::create(&self.0.pool, &text, &recipients, &by, request_id.as_deref())
-                .await
-                .map_err(ApiError::from)?;
-        if created {
-            tracing::info!(notification_id = %id, recipients = recipients.len(), created_by = %by, "notification created");
+        let created =
+            store::create(&self.0.pool, &text, &recipients, &by, request_id.as_deref()).await?;
+        if created.created {
+            tracing::info!(notification_id = %created.id, recipients = recipients.len(), created_by = %by, "notification created");
         }
         Ok(Response::new(CreateResponse {
-            id: id.to_string(),
-            created,
+            id: created.id.to_string(),
+            created: created.created,
         }))
     }
 
@@ -81,38 +135,19 @@ impl NotificationsInternal for Notifications {
             s @ 5..=600 => s,
             _ => return Err(ApiError::invalid("lease_seconds", "must be 5 to 600").into()),
         };
-        let (claimed, todo) = delivery::claim(
+        let claimed = lease::claim(
             &self.0.pool,
             &worker,
             Duration::seconds(lease.into()),
             limit,
         )
-        .await
-        .map_err(ApiError::from)?;
-        let notifications = claimed
-            .into_iter()
-            .map(|c| PendingNotification {
-                id: c.id.to_string(),
-                text: c.text,
-                recipient_ids: c.recipient_ids.iter().map(ToString::to_string).collect(),
-                created_at: Some(timestamp(c.created_at)),
-                deliveries: todo
-                    .iter()
-                    .filter(|t| t.notification_id == c.id)
-                    .map(|t| Delivery {
-                        device_id: t.device_id.to_string(),
-                        user_id: t.user_id.to_string(),
-                        fcm_token: t.fcm_token.clone(),
-                        platform: i32::from(t.platform),
-                    })
-                    .collect(),
-                lease_expires_at: Some(timestamp(c.lease_until)),
-            })
-            .collect::<Vec<_>>();
-        if !notifications.is_empty() {
-            tracing::info!(%worker, claimed = notifications.len(), "notifications claimed");
+        .await?;
+        if !claimed.is_empty() {
+            tracing::info!(%worker, claimed = claimed.len(), "notifications claimed");
         }
-        Ok(Response::new(ListPendingResponse { notifications }))
+        Ok(Response::new(ListPendingResponse {
+            notifications: claimed.into_iter().map(pending).collect(),
+        }))
     }
 
     async fn report_deliveries(
@@ -121,43 +156,22 @@ impl NotificationsInternal for Notifications {
     ) -> Result<Response<ReportDeliveriesResponse>, Status> {
         let b = req.get_ref();
         let worker = worker_id(&b.worker_id)?;
-        if b.results.is_empty() || b.results.len() > MAX_IDS {
-            return Err(
-                ApiError::invalid("results", format!("must have 1 to {MAX_IDS} entries")).into(),
-            );
-        }
-        let mut outcomes = Vec::with_capacity(b.results.len());
-        for (i, r) in b.results.iter().enumerate() {
-            outcomes.push(Outcome {
-                notification_id: validate::uuid(
-                    &format!("results[{i}].notification_id"),
-                    &r.notification_id,
-                )?,
-                device_id: validate::uuid(&format!("results[{i}].device_id"), &r.device_id)?,
-                status: status_name(r.status, &format!("results[{i}].status"))?,
-                error_code: validate::text(
-                    &format!("results[{i}].error_code"),
-                    &r.error_code,
-                    0,
-                    64,
-                )?,
-                attempts: i32::try_from(r.attempts.min(1000)).unwrap_or(1000),
-            });
-        }
-        let done = delivery::report(&self.0.pool, &worker, &outcomes)
-            .await
-            .map_err(ApiError::from)?
-            .map_err(ApiError::from)?;
+        let r = reporting(b)?;
+        let reported = store::report(&self.0.pool, &worker, &r.outcomes, &r.done).await?;
         tracing::info!(
             %worker,
-            results = outcomes.len(),
-            recorded = done.recorded,
-            skipped_removed_devices = done.skipped,
-            devices_removed = done.removed,
+            results = r.outcomes.len(),
+            recorded = reported.recorded,
+            skipped_removed_devices = reported.skipped,
+            devices_removed = reported.removed,
+            completed = reported.completed.len(),
+            released = reported.released.len(),
             "deliveries reported"
         );
         Ok(Response::new(ReportDeliveriesResponse {
-            devices_removed: u32::try_from(done.removed).unwrap_or(u32::MAX),
+            devices_removed: count(reported.removed),
+            completed_ids: ids(&reported.completed),
+            released_ids: ids(&reported.released),
         }))
     }
 
@@ -168,12 +182,9 @@ impl NotificationsInternal for Notifications {
         let b = req.get_ref();
         let worker = worker_id(&b.worker_id)?;
         let ids = validate::uuid_list("ids", &b.ids, MAX_IDS)?;
-        let n = delivery::mark_processed(&self.0.pool, &worker, &ids)
-            .await
-            .map_err(ApiError::from)?
-            .map_err(ApiError::from)?;
+        let n = store::mark_processed(&self.0.pool, &worker, &ids).await?;
         Ok(Response::new(MarkProcessedResponse {
-            processed: u32::try_from(n).unwrap_or(u32::MAX),
+            processed: count(n),
         }))
     }
 
@@ -184,12 +195,9 @@ impl NotificationsInternal for Notifications {
         let b = req.get_ref();
         let worker = worker_id(&b.worker_id)?;
         let ids = validate::uuid_list("ids", &b.ids, MAX_IDS)?;
-        let released = delivery::release(&self.0.pool, &worker, &ids)
-            .await
-            .map_err(ApiError::from)?
-            .map_err(ApiError::from)?;
+        let released = lease::release(&self.0.pool, &worker, &ids).await?;
         Ok(Response::new(ReleaseClaimsResponse {
-            released: u32::try_from(released).unwrap_or(u32::MAX),
+            released: count(released),
         }))
     }
 
@@ -198,26 +206,12 @@ impl NotificationsInternal for Notifications {
         req: Request<GetDeliveryReportRequest>,
     ) -> Result<Response<DeliveryReport>, Status> {
         let id = validate::uuid("id", &req.get_ref().id)?;
-        let (processed_at, outcome, records) = delivery::report_of(&self.0.pool, id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| Status::not_found(format!("notification {id} not found")))?;
+        let report = store::report_of(&self.0.pool, id).await?;
         Ok(Response::new(DeliveryReport {
             notification_id: id.to_string(),
-            processed_at: processed_at.map(timestamp),
-            outcome: outcome.unwrap_or_default(),
-            deliveries: records
-                .into_iter()
-                .map(|r| DeliveryRecord {
-                    device_id: r.device_id.to_string(),
-                    user_id: r.user_id.to_string(),
-                    token_hint: r.token_hint,
-                    status: status_value(&r.status) as i32,
-                    error_code: r.error_code,
-                    attempts: u32::try_from(r.attempts).unwrap_or(0),
-                    updated_at: Some(timestamp(r.updated_at)),
-                })
-                .collect(),
+            processed_at: report.processed_at.map(timestamp),
+            outcome: report.outcome.unwrap_or_default(),
+            deliveries: report.records.into_iter().map(record).collect(),
         }))
     }
 }

@@ -1,59 +1,75 @@
-//! Who may write to a claimed notification: the checks that every sender
-//! call after the claim (report, mark processed, release) runs first, inside
-//! its own transaction, and the refusals they give.
+//! The lease that keeps sender replicas apart: taking it ([`claim`]),
+//! checking it before every write after the claim ([`begin`], [`lock`]),
+//! and giving it back ([`release`], [`end`]).
 //!
 //! A notification is *held* by a worker while it is unprocessed, its
 //! `lease_owner` is that worker and `lease_until` is in the future. The rows
 //! are locked (`FOR UPDATE`) by the check, so a lease that is valid when
 //! checked stays with its holder until the caller's transaction ends: a
 //! claim by another replica (`FOR UPDATE SKIP LOCKED`) cannot take it in
-//! between. This module owns no writes.
+//! between. What the holder writes (outcomes, completion) is in
+//! [`crate::store`]; when a delivery is final is [`crate::delivery`]'s.
 
-use interlock_common::ApiError;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-/// Why a sender's call was refused. Nothing was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// These notification ids do not exist.
-    Unknown(Vec<Uuid>),
-    /// The caller holds no live lease on these notifications: never claimed,
-    /// claimed by another worker, the lease expired or was released, or the
-    /// notification is processed (unless the call accepts that).
-    NotHeld { worker: String, ids: Vec<Uuid> },
-    /// `(notification, device)` pairs whose device exists but belongs to no
-    /// recipient of that notification.
-    OutOfScope(Vec<(Uuid, Uuid)>),
+use crate::error::{NotificationsError, Result};
+use crate::store::{self, Push};
+
+/// A claimed notification and the pushes still to make for it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+    pub recipient_ids: Vec<Uuid>,
+    /// Filled from [`store::to_push`] after the claim.
+    #[sqlx(skip)]
+    pub to_push: Vec<Push>,
 }
 
-fn list(ids: &[Uuid]) -> String {
-    ids.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::Unknown(ids) => {
-                ApiError::NotFound(format!("unknown notification ids: {}", list(&ids)))
-            }
-            Refusal::NotHeld { worker, ids } => ApiError::FailedPrecondition(format!(
-                "worker {worker:?} holds no live lease on notifications: {}",
-                list(&ids)
-            )),
-            Refusal::OutOfScope(pairs) => ApiError::FailedPrecondition(format!(
-                "devices not registered to a recipient of the notification: {}",
-                pairs
-                    .iter()
-                    .map(|(n, d)| format!("device {d} (notification {n})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
+/// Claims up to `limit` unprocessed notifications whose lease is free or
+/// expired, for `worker` until `now + lease`, oldest first.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn claim(
+    pool: &PgPool,
+    worker: &str,
+    lease: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<Claimed>> {
+    let mut tx = pool.begin().await?;
+    let mut claimed: Vec<Claimed> = sqlx::query_as(
+        "WITH picked AS (
+             SELECT id FROM notifications
+             WHERE processed_at IS NULL AND (lease_until IS NULL OR lease_until < now())
+             ORDER BY created_at, id
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED)
+         UPDATE notifications n SET lease_owner = $1, lease_until = now() + $2
+         FROM picked WHERE n.id = picked.id
+         RETURNING n.id, n.text, n.created_at, n.lease_until,
+             array(SELECT r.user_id FROM recipients r WHERE r.notification_id = n.id ORDER BY r.user_id) AS recipient_ids",
+    )
+    .bind(worker)
+    .bind(lease)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
+    let mut pushes: HashMap<Uuid, Vec<Push>> = HashMap::new();
+    for p in store::to_push(&mut tx, &ids).await? {
+        pushes.entry(p.notification_id).or_default().push(p);
     }
+    tx.commit().await?;
+    claimed.sort_by_key(|c| (c.created_at, c.id));
+    for c in &mut claimed {
+        c.to_push = pushes.remove(&c.id).unwrap_or_default();
+    }
+    Ok(claimed)
 }
 
 /// What a call needs of the notifications it names.
@@ -73,38 +89,43 @@ pub async fn begin(
     pool: &PgPool,
     ids: &[Uuid],
     need: Need<'_>,
-) -> sqlx::Result<Result<Transaction<'static, Postgres>, Refusal>> {
+) -> Result<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
-    match lock(&mut tx, ids, need).await? {
-        Ok(()) => Ok(Ok(tx)),
+    match lock(&mut tx, ids, need).await {
+        Ok(()) => Ok(tx),
         Err(refused) => {
             tx.rollback().await?;
-            Ok(Err(refused))
+            Err(refused)
         }
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct Checked {
+    id: Uuid,
+    /// Whether the row meets the call's [`Need`].
+    ok: bool,
+}
+
 /// Locks `ids` in id order (so concurrent calls cannot deadlock) and checks
-/// `need` on each, all or none: `Unknown` first, then `NotHeld`.
+/// `need` on each, all or none: unknown ids first
+/// ([`NotificationsError::UnknownNotifications`]), then
+/// [`NotificationsError::LeaseNotHeld`].
 ///
 /// On a refusal the caller must roll back explicitly: a dropped sqlx
 /// transaction is rolled back only when its connection is next used, so the
 /// row locks would outlive the call and make claims (`SKIP LOCKED`) pass
 /// these notifications over.
 #[tracing::instrument(skip_all, fields(db.system = "postgresql", ids = ids.len()))]
-pub async fn lock(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-    need: Need<'_>,
-) -> sqlx::Result<Result<(), Refusal>> {
+pub async fn lock(conn: &mut PgConnection, ids: &[Uuid], need: Need<'_>) -> Result<()> {
     let worker = match need {
         Need::HeldBy(w) | Need::HeldByOrProcessed(w) => w,
     };
-    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+    let rows: Vec<Checked> = sqlx::query_as(
         "SELECT id,
                 (processed_at IS NOT NULL AND $3)
-                OR (processed_at IS NULL AND COALESCE(lease_until > now(), false)
-                    AND ($2::text IS NULL OR lease_owner = $2)) AS ok
+                OR (processed_at IS NULL
+                    AND COALESCE(lease_until > now() AND lease_owner = $2, false)) AS ok
          FROM notifications WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
     .bind(ids)
@@ -114,62 +135,42 @@ pub async fn lock(
     .await?;
     let mut unknown: Vec<Uuid> = ids
         .iter()
-        .filter(|id| !rows.iter().any(|(r, _)| r == *id))
+        .filter(|id| !rows.iter().any(|r| r.id == **id))
         .copied()
         .collect();
     if !unknown.is_empty() {
         unknown.sort();
         unknown.dedup();
-        return Ok(Err(Refusal::Unknown(unknown)));
+        return Err(NotificationsError::UnknownNotifications(unknown));
     }
-    let not_held: Vec<Uuid> = rows
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(id, _)| *id)
-        .collect();
+    let not_held: Vec<Uuid> = rows.iter().filter(|r| !r.ok).map(|r| r.id).collect();
     if !not_held.is_empty() {
-        return Ok(Err(Refusal::NotHeld {
+        return Err(NotificationsError::LeaseNotHeld {
             worker: worker.to_owned(),
             ids: not_held,
-        }));
+        });
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tonic::{Code, Status};
+/// Ends the leases on `ids` inside a caller's transaction that has
+/// [`lock`]ed them. Returns how many rows changed.
+pub async fn end(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE notifications SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
 
-    fn status(r: Refusal) -> Status {
-        Status::from(ApiError::from(r))
-    }
-
-    /// Unknown ids are NOT_FOUND; a missing lease or a device outside the
-    /// recipients is FAILED_PRECONDITION; each message names what is wrong.
-    #[test]
-    fn refusals_map_to_codes_and_name_the_problem() {
-        let (n, d) = (Uuid::nil(), Uuid::max());
-        let s = status(Refusal::Unknown(vec![n]));
-        assert_eq!(s.code(), Code::NotFound);
-        assert_eq!(s.message(), format!("unknown notification ids: {n}"));
-
-        let s = status(Refusal::NotHeld {
-            worker: "w2".into(),
-            ids: vec![n],
-        });
-        assert_eq!(s.code(), Code::FailedPrecondition);
-        assert_eq!(
-            s.message(),
-            format!("worker \"w2\" holds no live lease on notifications: {n}")
-        );
-
-        let s = status(Refusal::OutOfScope(vec![(n, d)]));
-        assert_eq!(s.code(), Code::FailedPrecondition);
-        assert!(s.message().contains("not registered to a recipient"));
-        assert!(
-            s.message()
-                .contains(&format!("device {d} (notification {n})"))
-        );
-    }
+/// Frees `worker`'s leases on `ids`, all or none: refused unless `worker`
+/// holds a live lease on every one. Returns how many were freed.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql", ids = ids.len()))]
+pub async fn release(pool: &PgPool, worker: &str, ids: &[Uuid]) -> Result<u64> {
+    let mut tx = begin(pool, ids, Need::HeldBy(worker)).await?;
+    let n = end(&mut tx, ids).await?;
+    tx.commit().await?;
+    Ok(n)
 }

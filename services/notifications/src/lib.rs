@@ -8,10 +8,12 @@
 //! - [`service`]: external handlers (for the current user); [`internal`]:
 //!   Create for modules, and the sender's claim, report, release and
 //!   mark-processed calls.
-//! - [`config`] / [`startup`].
+//! - [`config`]: settings; [`startup`]: [`build`], the service as an
+//!   `interlock_common::server::App`.
 
 pub mod config;
 pub mod delivery;
+pub mod error;
 pub mod internal;
 pub mod lease;
 pub mod service;
@@ -19,7 +21,12 @@ pub mod startup;
 pub mod store;
 
 pub use config::Settings;
-pub use startup::Application;
+pub use startup::build;
+
+/// This module's workload name: its settings prefix (`INTERLOCK_NOTIFICATIONS__*`),
+/// its `service.name` in traces, and whose services the policy lists for
+/// its health.
+pub const MODULE: &str = "notifications";
 
 /// Migrations of notifications' database.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/notifications");

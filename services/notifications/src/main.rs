@@ -1,13 +1,20 @@
-//! The notifications binary: load settings, start logging, run until SIGTERM.
+//! The notifications binary: load settings, start telemetry, build, bind, serve until
+//! SIGTERM.
 
-use interlock_common::{server, settings, telemetry};
-use interlock_notifications::{Application, Settings};
+use interlock_common::client::Outbound;
+use interlock_common::server::{self, Listener};
+use interlock_common::{settings, telemetry};
+use interlock_notifications::{MODULE, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings: Settings = settings::load("notifications")?;
-    let _telemetry = telemetry::init(&settings.log, "notifications")?;
-    let app = Application::build(settings).await?;
-    tracing::info!(listen = %app.describe_listener(), "notifications listening");
-    app.run(server::shutdown_signal()).await
+    let settings: Settings = settings::load(MODULE)?;
+    let _telemetry = telemetry::init(&settings.common.log, MODULE)?;
+    let bind_to = settings.common.server.clone();
+    let app = interlock_notifications::build(settings, Outbound::default()).await?;
+    // Bound once the service can answer: until then callers are refused
+    // rather than left waiting.
+    let listener = Listener::bind(&bind_to).await?;
+    tracing::info!(listen = %listener, "notifications listening");
+    app.run(listener, server::shutdown_signal()).await
 }

@@ -1,4 +1,6 @@
-//! notifications' external gRPC handlers (the current user's).
+//! notifications' external gRPC handlers (the current user's). Thin: parse
+//! the request, call [`crate::store`], map the result; failures are
+//! [`crate::error::NotificationsError`]s.
 
 use std::sync::Arc;
 
@@ -59,9 +61,7 @@ impl NotificationsService for Notifications {
         let b = req.get_ref();
         let limit = validate::page_size("page_size", b.page_size, 20, 100)?;
         let before = Cursor::decode("page_token", &b.page_token)?;
-        let rows = store::list_for(&self.0.pool, me, b.unreceived_only, before, limit + 1)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = store::list_for(&self.0.pool, me, b.unreceived_only, before, limit + 1).await?;
         let (rows, next_page_token) = split_page(rows, limit, |r| Cursor {
             at: r.created_at,
             id: r.id,
@@ -87,10 +87,7 @@ impl NotificationsService for Notifications {
     ) -> Result<Response<MarkReceivedResponse>, Status> {
         let me = context::user(&req)?.user_id;
         let id = validate::uuid("id", &req.get_ref().id)?;
-        let at = store::mark_received(&self.0.pool, id, me)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| Status::not_found(format!("notification {id} not found")))?;
+        let at = store::mark_received(&self.0.pool, id, me).await?;
         Ok(Response::new(MarkReceivedResponse {
             received_at: Some(timestamp(at)),
         }))
@@ -104,9 +101,7 @@ impl NotificationsService for Notifications {
         let b = req.get_ref();
         let token = fcm_token(&b.fcm_token)?;
         let platform = platform(b.platform)?;
-        let d = store::upsert_device(&self.0.pool, me, token, platform)
-            .await
-            .map_err(ApiError::from)?;
+        let d = store::upsert_device(&self.0.pool, me, token, platform).await?;
         Ok(Response::new(Device {
             id: d.id.to_string(),
             platform: i32::from(d.platform),
@@ -120,12 +115,7 @@ impl NotificationsService for Notifications {
     ) -> Result<Response<UnregisterDeviceResponse>, Status> {
         let me = context::user(&req)?.user_id;
         let id = validate::uuid("device_id", &req.get_ref().device_id)?;
-        if !store::delete_device(&self.0.pool, me, id)
-            .await
-            .map_err(ApiError::from)?
-        {
-            return Err(Status::not_found(format!("device {id} not found")));
-        }
+        store::delete_device(&self.0.pool, me, id).await?;
         Ok(Response::new(UnregisterDeviceResponse {}))
     }
 }

@@ -1,4 +1,4 @@
-//! Building and running notifications.
+//! Building notifications: its database and guard, its handlers.
 
 use std::sync::Arc;
 
@@ -11,38 +11,13 @@ use tonic::service::Routes;
 use crate::config::Settings;
 use crate::service::{Notifications, NotificationsState};
 
-/// notifications as a runnable service.
-pub struct Application;
-
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        Self::build_with(settings, Outbound::default()).await
-    }
-
-    /// Builds with a given outbound interceptor (tests stand in for the
-    /// sidecar with it).
-    pub async fn build_with(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
-        settings.validate()?;
-        let base = Base::prepare(
-            &settings.server,
-            &settings.database,
-            &crate::MIGRATOR,
-            &settings.peer,
-            Some(settings.jwt.verifier(&outbound).await?),
-        )
-        .await?;
-        let notifications = Notifications(Arc::new(NotificationsState {
-            pool: base.pool.clone(),
-        }));
-        let routes = Routes::new(NotificationsServiceServer::new(notifications.clone()))
-            .add_service(NotificationsInternalServer::new(notifications));
-        Ok(App::new(
-            base,
-            routes,
-            &[
-                "interlock.notifications.v1.NotificationsService",
-                "interlock.notifications.v1.NotificationsInternal",
-            ],
-        ))
-    }
+/// notifications, ready to run on a listener. `outbound`'s headers go on
+/// its JWKS fetches (tests stand in for the sidecar with it).
+pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
+    settings.validate()?;
+    let base = Base::prepare(&settings.common, &crate::MIGRATOR, &outbound).await?;
+    let notifications = Notifications(Arc::new(NotificationsState { pool: base.pool }));
+    let routes = Routes::new(NotificationsServiceServer::new(notifications.clone()))
+        .add_service(NotificationsInternalServer::new(notifications));
+    Ok(App::new(crate::MODULE, base.guard, routes))
 }

@@ -1,7 +1,18 @@
-//! Role names: 2-32 of `[a-z0-9_-]`, starting with a letter.
+//! Validated values of roles' requests: role names and the List filter.
+//! Parsing is the only way to build them, so a handler that holds one knows
+//! it is valid.
 
-use interlock_common::ApiError;
+use interlock_common::page::Cursor;
+use interlock_common::{ApiError, validate};
+use interlock_proto::roles::v1::ListRequest;
+use uuid::Uuid;
 
+/// Page size of List when the request leaves it at 0.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest page List returns.
+pub const MAX_PAGE: u32 = 500;
+
+/// A role name: 2-32 of `[a-z0-9_-]`, starting with a letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleName(String);
 
@@ -29,6 +40,34 @@ impl RoleName {
     }
 }
 
+/// A List request: which assignments, how many, from where.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AssignmentQuery {
+    /// Only this user's assignments.
+    pub user_id: Option<Uuid>,
+    /// Only assignments of this role.
+    pub role: Option<RoleName>,
+    /// Rows per page.
+    pub limit: i64,
+    /// Where the previous page ended.
+    pub after: Option<Cursor>,
+}
+
+impl AssignmentQuery {
+    pub fn parse(req: &ListRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            user_id: validate::optional_uuid("user_id", &req.user_id)?,
+            role: if req.role.is_empty() {
+                None
+            } else {
+                Some(RoleName::parse("role", &req.role)?)
+            },
+            limit: validate::page_size("page_size", req.page_size, DEFAULT_PAGE, MAX_PAGE)?,
+            after: Cursor::decode("page_token", &req.page_token)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +83,50 @@ mod tests {
             let e = RoleName::parse("role", bad).unwrap_err().to_string();
             assert!(e.starts_with("role: "), "{bad}: {e}");
         }
+    }
+
+    /// An empty filter lists everything from the first page; each bad field
+    /// is named.
+    #[test]
+    fn assignment_query_rules() {
+        let all = AssignmentQuery::parse(&ListRequest::default()).unwrap();
+        assert_eq!(
+            all,
+            AssignmentQuery {
+                user_id: None,
+                role: None,
+                limit: 100,
+                after: None,
+            }
+        );
+        let err = |r: ListRequest| AssignmentQuery::parse(&r).unwrap_err().to_string();
+        assert!(
+            err(ListRequest {
+                user_id: "x".into(),
+                ..Default::default()
+            })
+            .starts_with("user_id: ")
+        );
+        assert!(
+            err(ListRequest {
+                role: "Admin".into(),
+                ..Default::default()
+            })
+            .starts_with("role: ")
+        );
+        assert_eq!(
+            err(ListRequest {
+                page_size: 501,
+                ..Default::default()
+            }),
+            "page_size: must be at most 500"
+        );
+        assert!(
+            err(ListRequest {
+                page_token: "garbage".into(),
+                ..Default::default()
+            })
+            .starts_with("page_token: ")
+        );
     }
 }

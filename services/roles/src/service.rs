@@ -1,17 +1,24 @@
 //! roles' gRPC handlers: the admin API (callers must hold `admin`) and the
 //! internal API for other modules.
+//!
+//! Each handler parses its request, calls one operation on [`Roles`] and
+//! maps the answer. Operations fail with [`RolesError`]; `?` turns that into
+//! a status through its one mapping, so no handler builds a status itself.
 
 use std::sync::Arc;
 
+use interlock_common::context::{self, AuthenticatedUser};
 use interlock_common::page::{Cursor, split_page};
-use interlock_common::{ApiError, context, timestamp, validate};
+use interlock_common::{timestamp, validate};
 use interlock_proto::roles::v1::roles_admin_server::RolesAdmin;
 use interlock_proto::roles::v1::roles_internal_server::RolesInternal;
 use interlock_proto::roles::v1::*;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
-use crate::domain::RoleName;
+use crate::domain::{AssignmentQuery, RoleName};
+use crate::error::RolesError;
 use crate::store::{self, Removed, Revoked};
 
 pub struct RolesState {
@@ -22,94 +29,76 @@ pub struct RolesState {
 #[derive(Clone)]
 pub struct Roles(pub Arc<RolesState>);
 
+// === impl Roles: operations ===
+
 impl Roles {
     /// The caller's user id, if they hold `admin`.
-    async fn require_admin<T>(&self, req: &Request<T>) -> Result<uuid::Uuid, Status> {
-        let user = context::user(req)?;
-        let roles = store::roles_of(&self.0.pool, user.user_id)
-            .await
-            .map_err(ApiError::from)?
+    async fn require_admin(&self, caller: &AuthenticatedUser) -> Result<Uuid, RolesError> {
+        let roles = store::roles_of(&self.0.pool, caller.user_id)
+            .await?
             .unwrap_or_default();
         if roles.iter().any(|r| r == crate::ADMIN) {
-            Ok(user.user_id)
+            Ok(caller.user_id)
         } else {
-            Err(Status::permission_denied("the admin role is required"))
+            Err(RolesError::AdminRequired)
         }
     }
 
-    async fn known_user(&self, user_id: uuid::Uuid) -> Result<(), Status> {
-        if store::subject_exists(&self.0.pool, user_id)
-            .await
-            .map_err(ApiError::from)?
-        {
+    async fn known_user(&self, user_id: Uuid) -> Result<(), RolesError> {
+        if store::subject_exists(&self.0.pool, user_id).await? {
             Ok(())
         } else {
-            Err(Status::not_found(format!("user {user_id} not found")))
+            Err(RolesError::UnknownUser(user_id))
         }
     }
-}
 
-#[tonic::async_trait]
-impl RolesAdmin for Roles {
-    async fn grant(&self, req: Request<GrantRequest>) -> Result<Response<GrantResponse>, Status> {
-        let admin = self.require_admin(&req).await?;
-        let body = req.get_ref();
-        let user_id = validate::uuid("user_id", &body.user_id)?;
-        let role = RoleName::parse("role", &body.role)?;
-        self.known_user(user_id).await?;
-        let changed = store::grant(&self.0.pool, user_id, role.as_str(), &admin.to_string())
-            .await
-            .map_err(ApiError::from)?;
-        tracing::info!(%admin, %user_id, role = role.as_str(), changed, "role granted");
-        Ok(Response::new(GrantResponse { changed }))
-    }
-
-    async fn revoke(
+    /// Grants `role`; false when it was already held.
+    async fn grant_role(
         &self,
-        req: Request<RevokeRequest>,
-    ) -> Result<Response<RevokeResponse>, Status> {
-        let admin = self.require_admin(&req).await?;
-        let body = req.get_ref();
-        let user_id = validate::uuid("user_id", &body.user_id)?;
-        let role = RoleName::parse("role", &body.role)?;
+        admin: Uuid,
+        user_id: Uuid,
+        role: &RoleName,
+    ) -> Result<bool, RolesError> {
         self.known_user(user_id).await?;
-        let outcome = store::revoke(&self.0.pool, user_id, role.as_str())
-            .await
-            .map_err(ApiError::from)?;
-        if outcome == Revoked::LastAdmin {
-            return Err(Status::failed_precondition("cannot revoke the last admin"));
-        }
-        let changed = outcome == Revoked::Yes;
-        tracing::info!(%admin, %user_id, role = role.as_str(), changed, "role revoked");
-        Ok(Response::new(RevokeResponse { changed }))
+        let changed =
+            store::grant(&self.0.pool, user_id, role.as_str(), &admin.to_string()).await?;
+        tracing::info!(%admin, %user_id, role = role.as_str(), changed, "role granted");
+        Ok(changed)
     }
 
-    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
-        self.require_admin(&req).await?;
-        let body = req.get_ref();
-        let user_id = validate::optional_uuid("user_id", &body.user_id)?;
-        let role = if body.role.is_empty() {
-            None
-        } else {
-            Some(RoleName::parse("role", &body.role)?)
+    /// Revokes `role`; false when it was not held. Never the last admin.
+    async fn revoke_role(
+        &self,
+        admin: Uuid,
+        user_id: Uuid,
+        role: &RoleName,
+    ) -> Result<bool, RolesError> {
+        self.known_user(user_id).await?;
+        let changed = match store::revoke(&self.0.pool, user_id, role.as_str()).await? {
+            Revoked::Yes => true,
+            Revoked::NotHeld => false,
+            Revoked::LastAdmin => return Err(RolesError::LastAdminRevoke),
         };
-        let limit = validate::page_size("page_size", body.page_size, 100, 500)?;
-        let after = Cursor::decode("page_token", &body.page_token)?;
+        tracing::info!(%admin, %user_id, role = role.as_str(), changed, "role revoked");
+        Ok(changed)
+    }
+
+    /// One page of assignments.
+    async fn assignments(&self, query: AssignmentQuery) -> Result<ListResponse, RolesError> {
         let rows = store::list(
             &self.0.pool,
-            user_id,
-            role.as_ref().map(|r| r.as_str()),
-            after,
-            limit + 1,
+            query.user_id,
+            query.role.as_ref().map(RoleName::as_str),
+            query.after,
+            query.limit + 1,
         )
-        .await
-        .map_err(ApiError::from)?;
-        let (rows, next_page_token) = split_page(rows, limit, |a| Cursor {
+        .await?;
+        let (rows, next_page_token) = split_page(rows, query.limit, |a| Cursor {
             at: a.granted_at,
             id: a.user_id,
             tie: a.role.clone(),
         });
-        Ok(Response::new(ListResponse {
+        Ok(ListResponse {
             assignments: rows
                 .into_iter()
                 .map(|a| RoleAssignment {
@@ -120,9 +109,67 @@ impl RolesAdmin for Roles {
                 })
                 .collect(),
             next_page_token,
-        }))
+        })
+    }
+
+    /// The user's roles, sorted.
+    async fn roles_of(&self, user_id: Uuid) -> Result<Vec<String>, RolesError> {
+        store::roles_of(&self.0.pool, user_id)
+            .await?
+            .ok_or(RolesError::UnknownUser(user_id))
+    }
+
+    /// Records a new user with the default roles (idempotent); their roles.
+    async fn assign_defaults(&self, user_id: Uuid) -> Result<Vec<String>, RolesError> {
+        store::add_subject(&self.0.pool, user_id, &self.0.default_roles).await?;
+        Ok(store::roles_of(&self.0.pool, user_id)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Forgets a user; false when roles did not know them.
+    async fn remove(&self, user_id: Uuid) -> Result<bool, RolesError> {
+        match store::remove_subject(&self.0.pool, user_id).await? {
+            Removed::Yes => Ok(true),
+            Removed::NotFound => Ok(false),
+            Removed::LastAdmin => Err(RolesError::LastAdminRemove),
+        }
     }
 }
+
+// === impl RolesAdmin ===
+
+#[tonic::async_trait]
+impl RolesAdmin for Roles {
+    async fn grant(&self, req: Request<GrantRequest>) -> Result<Response<GrantResponse>, Status> {
+        let admin = self.require_admin(context::user(&req)?).await?;
+        let body = req.get_ref();
+        let user_id = validate::uuid("user_id", &body.user_id)?;
+        let role = RoleName::parse("role", &body.role)?;
+        let changed = self.grant_role(admin, user_id, &role).await?;
+        Ok(Response::new(GrantResponse { changed }))
+    }
+
+    async fn revoke(
+        &self,
+        req: Request<RevokeRequest>,
+    ) -> Result<Response<RevokeResponse>, Status> {
+        let admin = self.require_admin(context::user(&req)?).await?;
+        let body = req.get_ref();
+        let user_id = validate::uuid("user_id", &body.user_id)?;
+        let role = RoleName::parse("role", &body.role)?;
+        let changed = self.revoke_role(admin, user_id, &role).await?;
+        Ok(Response::new(RevokeResponse { changed }))
+    }
+
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        self.require_admin(context::user(&req)?).await?;
+        let query = AssignmentQuery::parse(req.get_ref())?;
+        Ok(Response::new(self.assignments(query).await?))
+    }
+}
+
+// === impl RolesInternal ===
 
 #[tonic::async_trait]
 impl RolesInternal for Roles {
@@ -131,10 +178,7 @@ impl RolesInternal for Roles {
         req: Request<GetRolesRequest>,
     ) -> Result<Response<GetRolesResponse>, Status> {
         let user_id = validate::uuid("user_id", &req.get_ref().user_id)?;
-        let roles = store::roles_of(&self.0.pool, user_id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| Status::not_found(format!("user {user_id} not found")))?;
+        let roles = self.roles_of(user_id).await?;
         Ok(Response::new(GetRolesResponse { roles }))
     }
 
@@ -143,13 +187,7 @@ impl RolesInternal for Roles {
         req: Request<AssignDefaultRolesRequest>,
     ) -> Result<Response<AssignDefaultRolesResponse>, Status> {
         let user_id = validate::uuid("user_id", &req.get_ref().user_id)?;
-        store::add_subject(&self.0.pool, user_id, &self.0.default_roles)
-            .await
-            .map_err(ApiError::from)?;
-        let roles = store::roles_of(&self.0.pool, user_id)
-            .await
-            .map_err(ApiError::from)?
-            .unwrap_or_default();
+        let roles = self.assign_defaults(user_id).await?;
         Ok(Response::new(AssignDefaultRolesResponse { roles }))
     }
 
@@ -158,16 +196,7 @@ impl RolesInternal for Roles {
         req: Request<RemoveUserRequest>,
     ) -> Result<Response<RemoveUserResponse>, Status> {
         let user_id = validate::uuid("user_id", &req.get_ref().user_id)?;
-        let removed = match store::remove_subject(&self.0.pool, user_id)
-            .await
-            .map_err(ApiError::from)?
-        {
-            Removed::Yes => true,
-            Removed::NotFound => false,
-            Removed::LastAdmin => {
-                return Err(Status::failed_precondition("cannot remove the last admin"));
-            }
-        };
+        let removed = self.remove(user_id).await?;
         Ok(Response::new(RemoveUserResponse { removed }))
     }
 }

@@ -1,4 +1,4 @@
-//! Building and running roles.
+//! Building roles: its database and guard, its handlers.
 
 use std::sync::Arc;
 
@@ -11,39 +11,16 @@ use tonic::service::Routes;
 use crate::config::Settings;
 use crate::service::{Roles, RolesState};
 
-/// roles as a runnable service.
-pub struct Application;
-
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        Self::build_with(settings, Outbound::default()).await
-    }
-
-    /// Builds with a given outbound interceptor (tests stand in for the
-    /// sidecar with it).
-    pub async fn build_with(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
-        settings.validate()?;
-        let base = Base::prepare(
-            &settings.server,
-            &settings.database,
-            &crate::MIGRATOR,
-            &settings.peer,
-            Some(settings.jwt.verifier(&outbound).await?),
-        )
-        .await?;
-        let roles = Roles(Arc::new(RolesState {
-            pool: base.pool.clone(),
-            default_roles: settings.default_roles,
-        }));
-        let routes = Routes::new(RolesAdminServer::new(roles.clone()))
-            .add_service(RolesInternalServer::new(roles));
-        Ok(App::new(
-            base,
-            routes,
-            &[
-                "interlock.roles.v1.RolesAdmin",
-                "interlock.roles.v1.RolesInternal",
-            ],
-        ))
-    }
+/// roles, ready to run on a listener. `outbound`'s headers go on its JWKS
+/// fetches (tests stand in for the sidecar with it).
+pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
+    settings.validate()?;
+    let base = Base::prepare(&settings.common, &crate::MIGRATOR, &outbound).await?;
+    let roles = Roles(Arc::new(RolesState {
+        pool: base.pool,
+        default_roles: settings.default_roles,
+    }));
+    let routes = Routes::new(RolesAdminServer::new(roles.clone()))
+        .add_service(RolesInternalServer::new(roles));
+    Ok(App::new(crate::MODULE, base.guard, routes))
 }

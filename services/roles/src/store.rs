@@ -5,6 +5,8 @@ use interlock_common::page::Cursor;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::error::RolesError;
+
 /// One assignment row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Assignment {
@@ -180,7 +182,7 @@ pub async fn list(
 }
 
 /// Grants `admin` to `user_id` only if nobody holds it yet (first admin).
-pub async fn bootstrap_admin(pool: &PgPool, user_id: Uuid) -> anyhow::Result<()> {
+pub async fn bootstrap_admin(pool: &PgPool, user_id: Uuid) -> Result<(), RolesError> {
     let mut tx = pool.begin().await?;
     sqlx::query("LOCK TABLE role_assignments IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
@@ -189,16 +191,17 @@ pub async fn bootstrap_admin(pool: &PgPool, user_id: Uuid) -> anyhow::Result<()>
         sqlx::query_scalar("SELECT count(*) FROM role_assignments WHERE role = 'admin'")
             .fetch_one(&mut *tx)
             .await?;
-    anyhow::ensure!(
-        existing == 0,
-        "an admin already exists; use RolesAdmin/Grant instead"
-    );
+    if existing != 0 {
+        return Err(RolesError::AdminExists);
+    }
     let known = sqlx::query("SELECT 1 FROM subjects WHERE user_id = $1")
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?
         .is_some();
-    anyhow::ensure!(known, "user {user_id} is not registered");
+    if !known {
+        return Err(RolesError::NotRegistered(user_id));
+    }
     sqlx::query("INSERT INTO role_assignments (user_id, role, granted_by) VALUES ($1, 'admin', 'bootstrap')")
         .bind(user_id)
         .execute(&mut *tx)

@@ -4,17 +4,16 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use interlock_common::settings::{self, PeerSettings, ServerSettings};
-use interlock_common::telemetry::LogSettings;
+use interlock_common::settings::{self, Absent, Check, CommonSettings};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Where health is served.
-    pub server: ServerSettings,
-    pub peer: PeerSettings,
-    #[serde(default)]
-    pub log: LogSettings,
+    /// `[server]` (where health is served), `[peer]` and `[log]`; the
+    /// sender is stateless and serves no user, so it has neither a
+    /// `[database]` nor a `[jwt]`.
+    #[serde(flatten)]
+    pub common: CommonSettings<Absent, Absent>,
     pub peers: PeersConfig,
     #[serde(default)]
     pub sender: SenderConfig,
@@ -91,7 +90,7 @@ fn default_title() -> String {
 impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut p = Vec::new();
-        self.peer.check(&mut p);
+        self.common.check(&mut p);
         settings::check_url(
             "peers.notifications_url",
             &self.peers.notifications_url,
@@ -117,6 +116,6 @@ impl Settings {
                 self.fcm.service_account_file.display()
             ));
         }
-        settings::problems_to_result("sender", p)
+        settings::problems_to_result(crate::MODULE, p)
     }
 }

@@ -4,11 +4,14 @@
 //! email, `scope` = firebase.messaging, `aud` = token URI, `iat`, `exp` =
 //! `iat` + 1 h) and exchanges it at the token URI (OAuth2 JWT-bearer grant);
 //! the access token is cached until shortly before it expires, and dropped
-//! at once if FCM answers 401 without an FCM error code.
+//! at once if FCM answers 401 without an FCM error code. The cache goes by
+//! a [`Clock`], so a test can step past a token's lifetime instead of
+//! waiting it out.
 //!
 //! Sends go to `POST {base}/v1/projects/{project}/messages:send` over one
 //! reused HTTP/2 connection pool. Answers map to [`SendOutcome`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -68,6 +71,24 @@ pub enum FcmError {
     Account(String),
 }
 
+/// The time the access-token cache goes by: the monotonic clock in the
+/// service, a clock the test steps in tests. (The assertion's `iat` and
+/// `exp` stay on the wall clock: the token endpoint checks them against
+/// its own.)
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+/// The real monotonic clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
 struct CachedToken {
     value: SecretString,
     refresh_at: Instant,
@@ -80,6 +101,7 @@ pub struct FcmClient {
     send_url: String,
     key: jsonwebtoken::EncodingKey,
     token: Mutex<Option<CachedToken>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl FcmClient {
@@ -116,14 +138,21 @@ impl FcmClient {
             account,
             key,
             token: Mutex::new(None),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same client with its token cache going by `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The bearer token, from the cache or a new grant.
     async fn access_token(&self) -> Result<SecretString, FcmError> {
         let mut cached = self.token.lock().await;
         if let Some(t) = cached.as_ref()
-            && Instant::now() < t.refresh_at
+            && self.clock.now() < t.refresh_at
         {
             return Ok(t.value.clone());
         }
@@ -171,7 +200,7 @@ impl FcmClient {
         let margin = Duration::from_secs(60).min(lifetime / 5);
         *cached = Some(CachedToken {
             value: SecretString::from(value.to_owned()),
-            refresh_at: Instant::now() + lifetime - margin,
+            refresh_at: self.clock.now() + lifetime - margin,
         });
         tracing::info!(expires_in = lifetime.as_secs(), "FCM access token obtained");
         Ok(SecretString::from(value.to_owned()))

@@ -6,7 +6,9 @@
 //! - [`worker`]: the loop — claim a batch from notifications (a lease),
 //!   push every delivery with bounded concurrency and retries, report each
 //!   device's outcome, mark the notification processed (or release it).
-//! - [`config`] / [`startup`]: settings; health is the only API.
+//! - [`config`]: settings; [`startup`]: [`build`], the service as an
+//!   `interlock_common::server::App` whose background task is the
+//!   [`worker`] loop; health is the only API.
 //!
 //! The sender is stateless: the lease and the per-device outcomes in
 //! notifications are what make delivery at-least-once across crashes and
@@ -18,4 +20,9 @@ pub mod startup;
 pub mod worker;
 
 pub use config::Settings;
-pub use startup::Application;
+pub use startup::build;
+
+/// This module's workload name: its settings prefix (`INTERLOCK_SENDER__*`),
+/// its `service.name` in traces, and whose services the policy lists for
+/// its health.
+pub const MODULE: &str = "sender";

@@ -1,13 +1,20 @@
-//! The sender binary: load settings, start logging, deliver until SIGTERM.
+//! The sender binary: load settings, start telemetry, build, bind, deliver until
+//! SIGTERM.
 
-use interlock_common::{server, settings, telemetry};
-use interlock_sender::{Application, Settings};
+use interlock_common::client::Outbound;
+use interlock_common::server::{self, Listener};
+use interlock_common::{settings, telemetry};
+use interlock_sender::{MODULE, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings: Settings = settings::load("sender")?;
-    let _telemetry = telemetry::init(&settings.log, "sender")?;
-    let app = Application::build(settings).await?;
-    tracing::info!(health = %app.describe_listener(), "sender started");
-    app.run(server::shutdown_signal()).await
+    let settings: Settings = settings::load(MODULE)?;
+    let _telemetry = telemetry::init(&settings.common.log, MODULE)?;
+    let bind_to = settings.common.server.clone();
+    let app = interlock_sender::build(settings, Outbound::default()).await?;
+    // Bound once the service can answer: until then callers are refused
+    // rather than left waiting.
+    let listener = Listener::bind(&bind_to).await?;
+    tracing::info!(listen = %listener, "sender listening");
+    app.run(listener, server::shutdown_signal()).await
 }

@@ -1,9 +1,12 @@
-//! The delivery loop: claim -> push -> report -> mark processed.
+//! The delivery loop: claim -> push -> report.
 //!
 //! A notification is claimed with a lease; no push starts in the last
 //! quarter of the lease, so a replica that lost its claim never races the
-//! next owner. Devices with a final outcome are never offered again, so a
-//! retried notification reaches only the devices that still need it.
+//! next owner. The report is one call per notification, and the sender
+//! does not decide what it leads to: notifications completes the
+//! notification when every device's outcome is final, and otherwise
+//! releases it so that a later claim offers only the devices that still
+//! need it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +15,8 @@ use chrono::{DateTime, Utc};
 use interlock_common::client::PeerChannel;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
 use interlock_proto::notifications::v1::{
-    Delivery, DeliveryResult, DeliveryStatus, ListPendingRequest, MarkProcessedRequest,
-    PendingNotification, ReleaseClaimsRequest, ReportDeliveriesRequest,
+    Delivery, DeliveryResult, DeliveryStatus, ListPendingRequest, PendingNotification,
+    ReleaseClaimsRequest, ReportDeliveriesRequest, ReportDeliveriesResponse,
 };
 use tokio::sync::watch;
 
@@ -27,13 +30,39 @@ pub struct Worker {
     pub title: String,
 }
 
-/// The last characters of a device token: enough to recognise it in logs.
-pub fn token_hint(token: &str) -> &str {
-    &token[token.len().saturating_sub(6)..]
-}
+/// The most results one ReportDeliveries call takes (notifications'
+/// limit, in its proto).
+pub const MAX_RESULTS: usize = 1000;
 
-fn is_final(status: i32) -> bool {
-    status != DeliveryStatus::FailedTransient as i32
+/// The ReportDeliveries calls that end this claim of notification `id`:
+/// its results in calls of at most `max`, the last naming `id` done. One
+/// call unless the notification has more than `max` devices; a
+/// notification with no devices still gets its call, which completes it.
+pub fn reports(
+    worker: &str,
+    id: &str,
+    results: Vec<DeliveryResult>,
+    max: usize,
+) -> Vec<ReportDeliveriesRequest> {
+    let mut chunks: Vec<Vec<DeliveryResult>> =
+        results.chunks(max.max(1)).map(<[_]>::to_vec).collect();
+    if chunks.is_empty() {
+        chunks.push(Vec::new());
+    }
+    let last = chunks.len() - 1;
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, results)| ReportDeliveriesRequest {
+            worker_id: worker.to_owned(),
+            results,
+            done_ids: if i == last {
+                vec![id.to_owned()]
+            } else {
+                Vec::new()
+            },
+        })
+        .collect()
 }
 
 fn to_utc(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
@@ -128,33 +157,45 @@ impl Worker {
         while let Some(r) = pushes.join_next().await {
             results.push(r?);
         }
-        if !results.is_empty() {
-            self.notifications
-                .clone()
-                .report_deliveries(ReportDeliveriesRequest {
-                    worker_id: self.config.worker_id.clone(),
-                    results: results.clone(),
-                })
-                .await?;
-        }
-        if results.iter().all(|r| is_final(r.status)) {
-            self.notifications
-                .clone()
-                .mark_processed(MarkProcessedRequest {
-                    ids: vec![n.id.clone()],
-                    worker_id: self.config.worker_id.clone(),
-                })
-                .await?;
-            let delivered = results
-                .iter()
-                .filter(|r| r.status == DeliveryStatus::Delivered as i32)
-                .count();
-            tracing::info!(delivered, of = results.len(), "notification processed");
+        let delivered = results
+            .iter()
+            .filter(|r| r.status == DeliveryStatus::Delivered as i32)
+            .count();
+        let pushed = results.len();
+        let answer = self.report(&n.id, results).await?;
+        if answer.completed_ids.contains(&n.id) {
+            tracing::info!(delivered, of = pushed, "notification processed");
         } else {
-            tracing::info!("some deliveries must be retried; releasing the claim");
-            self.release(vec![n.id.clone()]).await?;
+            tracing::info!(
+                delivered,
+                of = pushed,
+                "devices left to push; the claim was released for a later one"
+            );
         }
         Ok(())
+    }
+
+    /// Reports `id`'s results and so ends this claim of it (see
+    /// [`reports`]). Stops early if an earlier call already completed it:
+    /// the devices of the later calls were removed since the claim.
+    async fn report(
+        &self,
+        id: &str,
+        results: Vec<DeliveryResult>,
+    ) -> anyhow::Result<ReportDeliveriesResponse> {
+        let mut answer = ReportDeliveriesResponse::default();
+        for call in reports(&self.config.worker_id, id, results, MAX_RESULTS) {
+            answer = self
+                .notifications
+                .clone()
+                .report_deliveries(call)
+                .await?
+                .into_inner();
+            if answer.completed_ids.iter().any(|c| c == id) {
+                break;
+            }
+        }
+        Ok(answer)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -174,7 +215,7 @@ impl Worker {
         d: &Delivery,
         deadline: DateTime<Utc>,
     ) -> DeliveryResult {
-        let hint = token_hint(&d.fcm_token);
+        let hint = &d.token_hint;
         let mut attempts = 0;
         let (status, error_code) = loop {
             attempts += 1;
@@ -218,5 +259,43 @@ impl Worker {
             error_code,
             attempts,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(device: usize) -> DeliveryResult {
+        DeliveryResult {
+            notification_id: "n".into(),
+            device_id: device.to_string(),
+            status: DeliveryStatus::Delivered as i32,
+            ..Default::default()
+        }
+    }
+
+    /// A notification is reported in one call that names it done, with or
+    /// without devices.
+    #[test]
+    fn one_call_reports_and_ends_a_notification() {
+        for devices in [0, 1, 3] {
+            let calls = reports("w", "n", (0..devices).map(result).collect(), 1000);
+            assert_eq!(calls.len(), 1, "{devices} devices");
+            assert_eq!(calls[0].results.len(), devices);
+            assert_eq!(calls[0].done_ids, ["n"]);
+            assert_eq!(calls[0].worker_id, "w");
+        }
+    }
+
+    /// Past the per-call limit the results are split, and only the last
+    /// call names the notification done, so it is not released early.
+    #[test]
+    fn more_results_than_one_call_takes_are_split_and_only_the_last_ends_the_claim() {
+        let calls = reports("w", "n", (0..5).map(result).collect(), 2);
+        let sizes: Vec<usize> = calls.iter().map(|c| c.results.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        let done: Vec<&[String]> = calls.iter().map(|c| c.done_ids.as_slice()).collect();
+        assert_eq!(done, [&[][..], &[][..], &["n".to_owned()][..]]);
     }
 }

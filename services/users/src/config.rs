@@ -2,19 +2,14 @@
 
 use serde::Deserialize;
 
-use interlock_common::db::DatabaseSettings;
-use interlock_common::settings::{self, JwtSettings, PeerSettings, ServerSettings};
-use interlock_common::telemetry::LogSettings;
+use interlock_common::settings::{self, Check, CommonSettings};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub server: ServerSettings,
-    pub database: DatabaseSettings,
-    pub peer: PeerSettings,
-    pub jwt: JwtSettings,
-    #[serde(default)]
-    pub log: LogSettings,
+    /// `[server]`, `[peer]`, `[log]`, `[database]`, `[jwt]`.
+    #[serde(flatten)]
+    pub common: CommonSettings,
     pub peers: PeersConfig,
 }
 
@@ -28,10 +23,8 @@ pub struct PeersConfig {
 impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut p = Vec::new();
-        self.database.check(&mut p);
-        self.peer.check(&mut p);
-        self.jwt.check(&mut p);
+        self.common.check(&mut p);
         settings::check_url("peers.roles_url", &self.peers.roles_url, &mut p);
-        settings::problems_to_result("users", p)
+        settings::problems_to_result(crate::MODULE, p)
     }
 }

@@ -1,7 +1,33 @@
-//! Profile field rules.
+//! Profile field rules: validated values of users' requests. Parsing is
+//! the only way to build them, so a handler that holds one knows it is
+//! valid.
 
 use interlock_common::{ApiError, validate};
-use interlock_proto::users::v1::UpdateMeRequest;
+use interlock_proto::users::v1::{CreateUserRequest, UpdateMeRequest};
+use uuid::Uuid;
+
+/// A profile as registration creates it (CreateUser); login and email
+/// lowercased, as auth stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProfile {
+    pub id: Uuid,
+    pub login: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl NewProfile {
+    pub fn parse(req: &CreateUserRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: validate::uuid("id", &req.id)?,
+            login: validate::text("login", &req.login, 3, 32)?.to_ascii_lowercase(),
+            email: validate::text("email", &req.email, 3, 254)?.to_ascii_lowercase(),
+            first_name: validate::text("first_name", &req.first_name, 1, 100)?,
+            last_name: validate::text("last_name", &req.last_name, 1, 100)?,
+        })
+    }
+}
 
 /// Changes requested by UpdateMe, each validated; `None` = leave as is.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -128,6 +154,44 @@ mod tests {
                 ..Default::default()
             })
             .is_ok()
+        );
+    }
+
+    /// CreateUser's fields are checked in order and normalised like auth's.
+    #[test]
+    fn new_profile_rules() {
+        let id = Uuid::now_v7();
+        let req = CreateUserRequest {
+            id: id.to_string(),
+            login: " Ada ".into(),
+            email: "Ada@Example.com".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+        };
+        let p = NewProfile::parse(&req).unwrap();
+        assert_eq!((p.id, p.login.as_str()), (id, "ada"));
+        assert_eq!(p.email, "ada@example.com");
+        let err = |r: CreateUserRequest| NewProfile::parse(&r).unwrap_err().to_string();
+        assert_eq!(
+            err(CreateUserRequest {
+                id: "x".into(),
+                ..req.clone()
+            }),
+            "id: must be a UUID"
+        );
+        assert!(
+            err(CreateUserRequest {
+                email: "".into(),
+                ..req.clone()
+            })
+            .starts_with("email: ")
+        );
+        assert_eq!(
+            err(CreateUserRequest {
+                last_name: "".into(),
+                ..req
+            }),
+            "last_name: is required"
         );
     }
 }

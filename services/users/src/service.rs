@@ -1,5 +1,11 @@
-//! users' gRPC handlers.
+//! users' gRPC handlers: the external API (GetMe, UpdateMe) and the
+//! internal one for other modules.
+//!
+//! Each handler parses its request, calls one operation on [`Users`] and
+//! maps the answer. Operations fail with [`UsersError`]; `?` turns that into
+//! a status through its one mapping, so no handler builds a status itself.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use interlock_common::client::PeerChannel;
@@ -13,7 +19,8 @@ use sqlx::PgPool;
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::ProfileChanges;
+use crate::domain::{NewProfile, ProfileChanges};
+use crate::error::UsersError;
 use crate::store::{self, Profile};
 
 /// Most ids BatchGetUsers takes.
@@ -27,10 +34,12 @@ pub struct UsersState {
 #[derive(Clone)]
 pub struct Users(pub Arc<UsersState>);
 
+// === impl Users: operations ===
+
 impl Users {
     /// The user's roles from the roles module; a user roles does not know
     /// (yet) has none.
-    async fn roles(&self, id: Uuid) -> Result<Vec<String>, ApiError> {
+    async fn roles(&self, id: Uuid) -> Result<Vec<String>, UsersError> {
         match self
             .0
             .roles
@@ -42,21 +51,67 @@ impl Users {
         {
             Ok(r) => Ok(r.into_inner().roles),
             Err(s) if s.code() == Code::NotFound => Ok(Vec::new()),
-            Err(s) => Err(ApiError::upstream("roles", s)),
+            Err(s) => Err(ApiError::upstream("roles", s).into()),
         }
     }
 
-    async fn with_roles(&self, p: Profile) -> Result<User, ApiError> {
+    async fn with_roles(&self, p: Profile) -> Result<User, UsersError> {
         let roles = self.roles(p.id).await?;
         Ok(to_proto(p, roles))
     }
 
-    async fn load(&self, id: Uuid) -> Result<User, Status> {
+    /// A profile with its current roles.
+    async fn load(&self, id: Uuid) -> Result<User, UsersError> {
         let p = store::get(&self.0.pool, id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| Status::not_found(format!("user {id} not found")))?;
-        Ok(self.with_roles(p).await?)
+            .await?
+            .ok_or(UsersError::NotFound(id))?;
+        self.with_roles(p).await
+    }
+
+    /// Applies `changes` to the profile; the result with its roles.
+    async fn update(&self, id: Uuid, changes: &ProfileChanges) -> Result<User, UsersError> {
+        let p = store::update(&self.0.pool, id, changes)
+            .await?
+            .ok_or(UsersError::NotFound(id))?;
+        self.with_roles(p).await
+    }
+
+    /// The profiles of `ids` in their order, and the ids that have none.
+    async fn batch(&self, ids: Vec<Uuid>) -> Result<BatchGetUsersResponse, UsersError> {
+        let mut found: HashMap<Uuid, Profile> = store::get_many(&self.0.pool, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        let mut missing = Vec::new();
+        let mut ordered = Vec::with_capacity(found.len());
+        for id in ids {
+            match found.remove(&id) {
+                Some(p) => ordered.push(p),
+                None => missing.push(id.to_string()),
+            }
+        }
+        let users =
+            futures::future::try_join_all(ordered.into_iter().map(|p| self.with_roles(p))).await?;
+        Ok(BatchGetUsersResponse { users, missing })
+    }
+
+    /// Creates the profile, or accepts a retry that carries the same data.
+    async fn create(&self, new: NewProfile) -> Result<User, UsersError> {
+        if !store::insert(&self.0.pool, &new).await? {
+            let existing = store::get(&self.0.pool, new.id)
+                .await?
+                .ok_or(UsersError::ChangedConcurrently)?;
+            if !existing.is_created_from(&new) {
+                return Err(UsersError::ConflictingProfile(new.id));
+            }
+        }
+        self.load(new.id).await
+    }
+
+    /// Deletes the profile; false when there was none.
+    async fn delete(&self, id: Uuid) -> Result<bool, UsersError> {
+        Ok(store::delete(&self.0.pool, id).await?)
     }
 }
 
@@ -76,6 +131,8 @@ fn to_proto(p: Profile, roles: Vec<String>) -> User {
     }
 }
 
+// === impl UsersService ===
+
 #[tonic::async_trait]
 impl UsersService for Users {
     async fn get_me(&self, req: Request<GetMeRequest>) -> Result<Response<User>, Status> {
@@ -86,13 +143,11 @@ impl UsersService for Users {
     async fn update_me(&self, req: Request<UpdateMeRequest>) -> Result<Response<User>, Status> {
         let me = context::user(&req)?.user_id;
         let changes = ProfileChanges::parse(req.get_ref())?;
-        let p = store::update(&self.0.pool, me, &changes)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| Status::not_found(format!("user {me} not found")))?;
-        Ok(Response::new(self.with_roles(p).await?))
+        Ok(Response::new(self.update(me, &changes).await?))
     }
 }
+
+// === impl UsersInternal ===
 
 #[tonic::async_trait]
 impl UsersInternal for Users {
@@ -106,62 +161,12 @@ impl UsersInternal for Users {
         req: Request<BatchGetUsersRequest>,
     ) -> Result<Response<BatchGetUsersResponse>, Status> {
         let ids = validate::uuid_list("ids", &req.get_ref().ids, MAX_BATCH)?;
-        let mut found: std::collections::HashMap<Uuid, Profile> =
-            store::get_many(&self.0.pool, &ids)
-                .await
-                .map_err(ApiError::from)?
-                .into_iter()
-                .map(|p| (p.id, p))
-                .collect();
-        let mut missing = Vec::new();
-        let mut ordered = Vec::with_capacity(found.len());
-        for id in ids {
-            match found.remove(&id) {
-                Some(p) => ordered.push(p),
-                None => missing.push(id.to_string()),
-            }
-        }
-        let users =
-            futures::future::try_join_all(ordered.into_iter().map(|p| self.with_roles(p))).await?;
-        Ok(Response::new(BatchGetUsersResponse { users, missing }))
+        Ok(Response::new(self.batch(ids).await?))
     }
 
     async fn create_user(&self, req: Request<CreateUserRequest>) -> Result<Response<User>, Status> {
-        let b = req.get_ref();
-        let now = chrono::Utc::now();
-        let wanted = Profile {
-            id: validate::uuid("id", &b.id)?,
-            login: validate::text("login", &b.login, 3, 32)?.to_ascii_lowercase(),
-            email: validate::text("email", &b.email, 3, 254)?.to_ascii_lowercase(),
-            first_name: validate::text("first_name", &b.first_name, 1, 100)?,
-            last_name: validate::text("last_name", &b.last_name, 1, 100)?,
-            display_name: String::new(),
-            locale: String::new(),
-            time_zone: String::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        if !store::insert(&self.0.pool, &wanted)
-            .await
-            .map_err(ApiError::from)?
-        {
-            // Idempotent retry: the same data is fine, other data is not.
-            let existing = store::get(&self.0.pool, wanted.id)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| Status::aborted("profile changed concurrently, retry"))?;
-            let same = existing.login == wanted.login
-                && existing.email == wanted.email
-                && existing.first_name == wanted.first_name
-                && existing.last_name == wanted.last_name;
-            if !same {
-                return Err(Status::already_exists(format!(
-                    "user {} exists with other data",
-                    wanted.id
-                )));
-            }
-        }
-        Ok(Response::new(self.load(wanted.id).await?))
+        let new = NewProfile::parse(req.get_ref())?;
+        Ok(Response::new(self.create(new).await?))
     }
 
     async fn delete_user(
@@ -169,9 +174,7 @@ impl UsersInternal for Users {
         req: Request<DeleteUserRequest>,
     ) -> Result<Response<DeleteUserResponse>, Status> {
         let id = validate::uuid("id", &req.get_ref().id)?;
-        let deleted = store::delete(&self.0.pool, id)
-            .await
-            .map_err(ApiError::from)?;
+        let deleted = self.delete(id).await?;
         Ok(Response::new(DeleteUserResponse { deleted }))
     }
 }

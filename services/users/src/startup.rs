@@ -1,4 +1,4 @@
-//! Building and running users.
+//! Building users: its database and guard, its roles client, its handlers.
 
 use std::sync::Arc;
 
@@ -12,44 +12,19 @@ use tonic::service::Routes;
 use crate::config::Settings;
 use crate::service::{Users, UsersState};
 
-/// users as a runnable service.
-pub struct Application;
-
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        Self::build_with(settings, Outbound::default()).await
-    }
-
-    /// Builds with a given outbound interceptor (tests stand in for the
-    /// sidecar with it).
-    pub async fn build_with(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
-        settings.validate()?;
-        let jwt = settings.jwt.verifier(&outbound).await?;
-        let base = Base::prepare(
-            &settings.server,
-            &settings.database,
-            &crate::MIGRATOR,
-            &settings.peer,
-            Some(jwt),
-        )
-        .await?;
-        let roles = RolesInternalClient::new(
-            client::channel(&settings.peers.roles_url, outbound.clone())
-                .map_err(anyhow::Error::msg)?,
-        );
-        let users = Users(Arc::new(UsersState {
-            pool: base.pool.clone(),
-            roles,
-        }));
-        let routes = Routes::new(UsersServiceServer::new(users.clone()))
-            .add_service(UsersInternalServer::new(users));
-        Ok(App::new(
-            base,
-            routes,
-            &[
-                "interlock.users.v1.UsersService",
-                "interlock.users.v1.UsersInternal",
-            ],
-        ))
-    }
+/// users, ready to run on a listener. Outbound calls carry `outbound`'s
+/// headers (none in production; tests stand in for the sidecar with it).
+pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
+    settings.validate()?;
+    let base = Base::prepare(&settings.common, &crate::MIGRATOR, &outbound).await?;
+    let roles = RolesInternalClient::new(
+        client::channel(&settings.peers.roles_url, outbound).map_err(anyhow::Error::msg)?,
+    );
+    let users = Users(Arc::new(UsersState {
+        pool: base.pool,
+        roles,
+    }));
+    let routes = Routes::new(UsersServiceServer::new(users.clone()))
+        .add_service(UsersInternalServer::new(users));
+    Ok(App::new(crate::MODULE, base.guard, routes))
 }

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::ProfileChanges;
+use crate::domain::{NewProfile, ProfileChanges};
 
+/// A stored profile.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Profile {
     pub id: Uuid,
@@ -18,6 +19,17 @@ pub struct Profile {
     pub time_zone: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Profile {
+    /// Whether this is the profile `new` would create (a retried CreateUser).
+    pub fn is_created_from(&self, new: &NewProfile) -> bool {
+        self.id == new.id
+            && self.login == new.login
+            && self.email == new.email
+            && self.first_name == new.first_name
+            && self.last_name == new.last_name
+    }
 }
 
 #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
@@ -38,7 +50,7 @@ pub async fn get_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Profile>>
 
 /// Inserts a profile; returns whether it was new.
 #[tracing::instrument(skip_all, fields(db.system = "postgresql", id = %p.id))]
-pub async fn insert(pool: &PgPool, p: &Profile) -> sqlx::Result<bool> {
+pub async fn insert(pool: &PgPool, p: &NewProfile) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "INSERT INTO profiles (id, login, email, first_name, last_name) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO NOTHING",

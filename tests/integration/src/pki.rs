@@ -111,6 +111,13 @@ impl Pki {
     }
 }
 
+/// The kit's [`interlock_testkit::Caller`] presents this PKI's SVIDs.
+impl interlock_testkit::PeerIdentity for Pki {
+    fn xfcc(&self, workload: &str) -> String {
+        Pki::xfcc(self, workload)
+    }
+}
+
 impl Default for Pki {
     fn default() -> Self {
         Self::new()

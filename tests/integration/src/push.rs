@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use interlock_common::client::Outbound;
 use interlock_common::peer::XFCC_HEADER;
-use interlock_common::settings::{PeerSettings, ServerSettings};
-use interlock_common::telemetry::LogSettings;
+use interlock_common::settings::Absent;
 use interlock_fcm_local::{FcmLocal, ServerConfig};
 use interlock_sender::config::{FcmConfig, PeersConfig, SenderConfig};
 
@@ -110,15 +109,7 @@ pub async fn start_sender(
     };
     tweak(&mut sender);
     let settings = interlock_sender::Settings {
-        server: ServerSettings {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)).into(),
-            unix_peer_uids: None,
-        },
-        peer: PeerSettings {
-            workload_api_socket: None,
-            bundle_pem_file: Some(stack.pki.bundle_path()),
-        },
-        log: LogSettings::default(),
+        common: crate::services::common(&stack.pki, Absent, Absent),
         peers: PeersConfig {
             notifications_url: format!("http://{}", stack.notifications),
         },
@@ -131,11 +122,12 @@ pub async fn start_sender(
         },
     };
     let outbound = Outbound::with_header(XFCC_HEADER, &stack.pki.xfcc("sender")).expect("xfcc");
-    let app = interlock_sender::Application::build_with(settings, outbound)
+    let app = interlock_sender::build(settings, outbound)
         .await
         .expect("sender builds");
+    let (listener, _) = crate::services::bind_local().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run(async move {
+    let task = tokio::spawn(app.run(listener, async move {
         let _ = rx.await;
     }));
     SenderHandle {

@@ -1,5 +1,7 @@
 //! The services started in-process on 127.0.0.1, each with its own fresh
-//! database, and clients that present a chosen peer and token.
+//! database, and clients that present a chosen peer and token. Each is
+//! built exactly as its binary builds it and runs on a listener the test
+//! bound on port 0 and handed over.
 //!
 //! Without sidecars, the test plays the sidecar's part: a service's own
 //! outbound calls carry an XFCC header for its SVID (see
@@ -8,114 +10,41 @@
 use std::net::SocketAddr;
 
 use interlock_common::client::Outbound;
-use interlock_common::db::DatabaseSettings;
 use interlock_common::peer::XFCC_HEADER;
-use interlock_common::settings::{JwtSettings, PeerSettings, ServerSettings};
-use interlock_common::telemetry::LogSettings;
+use interlock_common::server::{App, Listener};
+use interlock_common::settings::{
+    Absent, CommonSettings, DatabaseSettings, JwtSettings, LogSettings, PeerSettings,
+    ServerSettings,
+};
 use secrecy::SecretString;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::pg::{self, TestDb};
 use crate::pki::Pki;
 use crate::tokens::TokenIssuer;
 
-/// A client channel with the caller's identity attached.
-pub type Client = InterceptedService<Channel, Caller>;
-
-/// Who a test request claims to be: the peer (as the sidecar would forward
-/// it), the user's bearer token, and the client address the edge reports.
-#[derive(Clone, Default)]
-pub struct Caller {
-    pub xfcc: Option<String>,
-    pub bearer: Option<String>,
-    pub address: Option<String>,
-}
-
-impl Caller {
-    /// A call arriving from `workload` through the sidecar.
-    pub fn peer(pki: &Pki, workload: &str) -> Self {
-        Self {
-            xfcc: Some(pki.xfcc(workload)),
-            ..Default::default()
-        }
-    }
-
-    /// A call from the edge carrying `token`.
-    pub fn user(pki: &Pki, token: &str) -> Self {
-        Self::peer(pki, "edge").with_token(token)
-    }
-
-    pub fn with_token(mut self, token: &str) -> Self {
-        self.bearer = Some(token.to_owned());
-        self
-    }
-
-    pub fn with_address(mut self, address: &str) -> Self {
-        self.address = Some(address.to_owned());
-        self
-    }
-
-    /// Opens a client to a service's Unix socket for this caller.
-    pub fn to_unix(&self, path: &std::path::Path) -> Client {
-        let path = path.to_owned();
-        let channel = Endpoint::from_static("http://localhost").connect_with_connector_lazy(
-            tower::service_fn(move |_: tonic::transport::Uri| {
-                let path = path.clone();
-                async move {
-                    tokio::net::UnixStream::connect(path)
-                        .await
-                        .map(hyper_util::rt::TokioIo::new)
-                }
-            }),
-        );
-        InterceptedService::new(channel, self.clone())
-    }
-
-    /// Opens a client to `addr` for this caller.
-    pub fn to(&self, addr: SocketAddr) -> Client {
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .expect("endpoint")
-            .connect_lazy();
-        InterceptedService::new(channel, self.clone())
-    }
-}
-
-impl Interceptor for Caller {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let md = req.metadata_mut();
-        if let Some(x) = &self.xfcc {
-            md.insert(
-                XFCC_HEADER,
-                MetadataValue::try_from(x.as_str()).expect("ascii"),
-            );
-        }
-        if let Some(t) = &self.bearer {
-            md.insert(
-                "authorization",
-                MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"),
-            );
-        }
-        if let Some(a) = &self.address {
-            md.insert(
-                "x-envoy-external-address",
-                MetadataValue::try_from(a.as_str()).expect("ascii"),
-            );
-        }
-        Ok(req)
-    }
-}
+/// Clients present a chosen peer, token and address: the shared test kit's
+/// caller, with this kit's [`Pki`] issuing the SVIDs.
+pub use interlock_testkit::{Caller, Client};
 
 fn outbound(pki: &Pki, workload: &str) -> Outbound {
     Outbound::with_header(XFCC_HEADER, &pki.xfcc(workload)).expect("xfcc header")
 }
 
-fn peer_settings(pki: &Pki) -> PeerSettings {
-    PeerSettings {
-        workload_api_socket: None,
-        bundle_pem_file: Some(pki.bundle_path()),
+/// The shared sections for a service under test. `[server]` is a
+/// placeholder: tests bind the listener themselves and hand it over.
+pub(crate) fn common<Db, Jwt>(pki: &Pki, database: Db, jwt: Jwt) -> CommonSettings<Db, Jwt> {
+    CommonSettings {
+        server: ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)).into(),
+            unix_peer_uids: None,
+        },
+        peer: PeerSettings {
+            workload_api_socket: None,
+            bundle_pem_file: Some(pki.bundle_path()),
+        },
+        log: LogSettings::default(),
+        database,
+        jwt,
     }
 }
 
@@ -134,15 +63,19 @@ fn jwt_settings(jwks_url: &str) -> JwtSettings {
     }
 }
 
-fn listen(port: u16) -> ServerSettings {
-    ServerSettings {
-        listen: SocketAddr::from(([127, 0, 0, 1], port)).into(),
-        unix_peer_uids: None,
-    }
+/// A listener on 127.0.0.1:0 and the port it got: the address is known
+/// before the service starts, and nobody else can take it meanwhile.
+pub async fn bind_local() -> (Listener, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    (listener.into(), addr)
 }
 
-/// A port that was free a moment ago (for a service whose address another
-/// must know before it starts).
+/// A port nobody listened on a moment ago, for a peer address that must
+/// refuse connections. Never for a service to listen on: bind with
+/// [`bind_local`] and hand the listener over instead.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -150,98 +83,87 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// Runs `run` in the background; the task ends with the test's runtime.
-fn spawn<F>(run: F)
-where
-    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
+/// Runs `app` on `listener` in the background; it stops with the test's
+/// runtime.
+fn spawn(app: App, listener: Listener) {
     tokio::spawn(async move {
-        if let Err(e) = run.await {
+        if let Err(e) = app.run(listener, std::future::pending()).await {
             eprintln!("service stopped: {e:#}");
         }
     });
 }
 
 pub async fn spawn_roles(pki: &Pki, jwks_url: &str) -> (SocketAddr, TestDb) {
-    let (app, db) = build_roles(pki, jwks_url, listen(0)).await;
-    let addr = app.local_addr().expect("tests listen on TCP");
-    spawn(app.run(std::future::pending()));
-    (addr, db)
+    let (listener, addr) = bind_local().await;
+    (addr, run_roles(pki, jwks_url, listener).await)
 }
 
 /// roles listening where `server` says (e.g. a Unix socket), running.
 pub async fn spawn_roles_on(pki: &Pki, jwks_url: &str, server: ServerSettings) -> TestDb {
-    let (app, db) = build_roles(pki, jwks_url, server).await;
-    spawn(app.run(std::future::pending()));
+    let listener = Listener::bind(&server).await.expect("bind roles");
+    run_roles(pki, jwks_url, listener).await
+}
+
+async fn run_roles(pki: &Pki, jwks_url: &str, listener: Listener) -> TestDb {
+    let db = pg::create("roles").await;
+    let settings = interlock_roles::Settings {
+        common: common(
+            pki,
+            DatabaseSettings::from_url(db.url.clone()),
+            jwt_settings(jwks_url),
+        ),
+        default_roles: vec!["user".into()],
+    };
+    let app = interlock_roles::build(settings, outbound(pki, "roles"))
+        .await
+        .expect("roles builds");
+    spawn(app, listener);
     db
 }
 
-async fn build_roles(
-    pki: &Pki,
-    jwks_url: &str,
-    server: ServerSettings,
-) -> (interlock_common::server::App, TestDb) {
-    let db = pg::create("roles").await;
-    let settings = interlock_roles::Settings {
-        server,
-        database: DatabaseSettings::from_url(db.url.clone()),
-        peer: peer_settings(pki),
-        jwt: jwt_settings(jwks_url),
-        log: LogSettings::default(),
-        default_roles: vec!["user".into()],
-    };
-    let app = interlock_roles::Application::build_with(settings, outbound(pki, "roles"))
-        .await
-        .expect("roles builds");
-    (app, db)
+pub async fn spawn_users(pki: &Pki, jwks_url: &str, roles: SocketAddr) -> (SocketAddr, TestDb) {
+    let (listener, addr) = bind_local().await;
+    (addr, run_users(pki, jwks_url, roles, listener).await)
 }
 
-pub async fn spawn_users(pki: &Pki, jwks_url: &str, roles: SocketAddr) -> (SocketAddr, TestDb) {
+async fn run_users(pki: &Pki, jwks_url: &str, roles: SocketAddr, listener: Listener) -> TestDb {
     let db = pg::create("users").await;
     let settings = interlock_users::Settings {
-        server: listen(0),
-        database: DatabaseSettings::from_url(db.url.clone()),
-        peer: peer_settings(pki),
-        jwt: jwt_settings(jwks_url),
-        log: LogSettings::default(),
+        common: common(
+            pki,
+            DatabaseSettings::from_url(db.url.clone()),
+            jwt_settings(jwks_url),
+        ),
         peers: interlock_users::config::PeersConfig {
             roles_url: format!("http://{roles}"),
         },
     };
-    let app = interlock_users::Application::build_with(settings, outbound(pki, "users"))
+    let app = interlock_users::build(settings, outbound(pki, "users"))
         .await
         .expect("users builds");
-    let addr = app.local_addr().expect("tests listen on TCP");
-    spawn(app.run(std::future::pending()));
-    (addr, db)
+    spawn(app, listener);
+    db
 }
 
 pub async fn spawn_notifications(pki: &Pki, jwks_url: &str) -> (SocketAddr, TestDb) {
     let db = pg::create("notifications").await;
     let settings = interlock_notifications::Settings {
-        server: listen(0),
-        database: DatabaseSettings::from_url(db.url.clone()),
-        peer: peer_settings(pki),
-        jwt: jwt_settings(jwks_url),
-        log: LogSettings::default(),
+        common: common(
+            pki,
+            DatabaseSettings::from_url(db.url.clone()),
+            jwt_settings(jwks_url),
+        ),
     };
-    let app =
-        interlock_notifications::Application::build_with(settings, outbound(pki, "notifications"))
-            .await
-            .expect("notifications builds");
-    let addr = app.local_addr().expect("tests listen on TCP");
-    spawn(app.run(std::future::pending()));
+    let app = interlock_notifications::build(settings, outbound(pki, "notifications"))
+        .await
+        .expect("notifications builds");
+    let (listener, addr) = bind_local().await;
+    spawn(app, listener);
     (addr, db)
 }
 
 /// auth's settings for tests: bcrypt at the minimum cost, secrets random.
-pub fn auth_settings(
-    pki: &Pki,
-    db: &TestDb,
-    port: u16,
-    users: &str,
-    roles: &str,
-) -> interlock_auth::Settings {
+pub fn auth_settings(pki: &Pki, db: &TestDb, users: &str, roles: &str) -> interlock_auth::Settings {
     use interlock_auth::config::*;
     let secret = || {
         SecretString::from(format!(
@@ -251,10 +173,7 @@ pub fn auth_settings(
         ))
     };
     interlock_auth::Settings {
-        server: listen(port),
-        database: DatabaseSettings::from_url(db.url.clone()),
-        peer: peer_settings(pki),
-        log: LogSettings::default(),
+        common: common(pki, DatabaseSettings::from_url(db.url.clone()), Absent),
         tokens: TokensConfig::default(),
         keys: KeysConfig {
             seal_secret: secret(),
@@ -273,13 +192,18 @@ pub fn auth_settings(
     }
 }
 
+/// An auth replica with `settings`, on a port of its own.
 pub async fn spawn_auth(pki: &Pki, settings: interlock_auth::Settings) -> SocketAddr {
-    let app = interlock_auth::Application::build_with(settings, outbound(pki, "auth"))
+    let (listener, addr) = bind_local().await;
+    run_auth(pki, settings, listener).await;
+    addr
+}
+
+async fn run_auth(pki: &Pki, settings: interlock_auth::Settings, listener: Listener) {
+    let app = interlock_auth::build(settings, outbound(pki, "auth"))
         .await
         .expect("auth builds");
-    let addr = app.local_addr().expect("tests listen on TCP");
-    spawn(app.run(std::future::pending()));
-    addr
+    spawn(app, listener);
 }
 
 /// Whose keys the services trust for user tokens.
@@ -313,32 +237,31 @@ impl Stack {
     pub async fn start(tokens: Tokens, tweak: impl FnOnce(&mut interlock_auth::Settings)) -> Self {
         let pki = Pki::new();
         let issuer = TokenIssuer::start().await;
-        let auth_port = free_port();
-        let jwks = match tokens {
-            Tokens::FromAuth => format!("http://127.0.0.1:{auth_port}/.well-known/jwks.json"),
-            Tokens::FromTestIssuer => issuer.jwks_url.clone(),
+        // Every address is known before anything starts, so auth (which
+        // calls users and roles) runs first, and the others' first fetch of
+        // its JWKS and revoked sessions finds it answering.
+        let (roles_listener, roles) = bind_local().await;
+        let (users_listener, users) = bind_local().await;
+        let (auth, auth_db, auth_settings, jwks) = match tokens {
+            Tokens::FromAuth => {
+                let (listener, addr) = bind_local().await;
+                let db = pg::create("auth").await;
+                let mut settings = auth_settings(
+                    &pki,
+                    &db,
+                    &format!("http://{users}"),
+                    &format!("http://{roles}"),
+                );
+                tweak(&mut settings);
+                run_auth(&pki, settings.clone(), listener).await;
+                let jwks = format!("http://{addr}/.well-known/jwks.json");
+                (Some(addr), Some(db), Some(settings), jwks)
+            }
+            Tokens::FromTestIssuer => (None, None, None, issuer.jwks_url.clone()),
         };
-        let (roles, roles_db) = spawn_roles(&pki, &jwks).await;
-        let (users, users_db) = spawn_users(&pki, &jwks, roles).await;
+        let roles_db = run_roles(&pki, &jwks, roles_listener).await;
+        let users_db = run_users(&pki, &jwks, roles, users_listener).await;
         let (notifications, notifications_db) = spawn_notifications(&pki, &jwks).await;
-        let (auth, auth_db, auth_settings) = if tokens == Tokens::FromAuth {
-            let db = pg::create("auth").await;
-            let mut settings = auth_settings(
-                &pki,
-                &db,
-                auth_port,
-                &format!("http://{users}"),
-                &format!("http://{roles}"),
-            );
-            tweak(&mut settings);
-            (
-                Some(spawn_auth(&pki, settings.clone()).await),
-                Some(db),
-                Some(settings),
-            )
-        } else {
-            (None, None, None)
-        };
         Self {
             pki,
             issuer,

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use spiffe::{TrustDomain, X509Source};
 
+use crate::settings::PeerSettings;
+
 /// DER-encoded root certificates, shared by all requests until they change.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Roots {
@@ -18,6 +20,21 @@ pub trait TrustBundle: Send + Sync + 'static {
     /// The roots right now. The same `Arc` is returned until they change, so
     /// callers can cache results per bundle with `Arc::ptr_eq`.
     fn roots(&self) -> Result<Arc<Roots>, String>;
+}
+
+/// Opens the source `[peer]` names: the Workload API (waiting for its first
+/// update) or a PEM file.
+pub async fn open(
+    settings: &PeerSettings,
+    trust_domain: &str,
+) -> Result<Arc<dyn TrustBundle>, String> {
+    match (&settings.workload_api_socket, &settings.bundle_pem_file) {
+        (Some(socket), None) => Ok(Arc::new(
+            WorkloadApiBundle::connect(socket, trust_domain).await?,
+        )),
+        (None, Some(path)) => Ok(Arc::new(PemFileBundle::load(path)?)),
+        _ => Err("peer: set exactly one of workload_api_socket or bundle_pem_file".into()),
+    }
 }
 
 /// A fixed bundle read once from a PEM file.

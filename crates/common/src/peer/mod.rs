@@ -5,7 +5,8 @@
 //! - [`xfcc`] parses the header Envoy writes (`SANITIZE_SET`, with `Cert`,
 //!   `Chain` and `URI`).
 //! - [`bundle`] supplies the trust bundle: the SPIFFE Workload API in
-//!   production, a PEM file in tests.
+//!   production, a PEM file in tests, whichever `[peer]` names
+//!   ([`bundle::open`]).
 //! - [`verify`] checks the forwarded certificate against that bundle, its
 //!   validity window and its SPIFFE ID, caching results by certificate hash.
 //!

@@ -71,6 +71,16 @@ impl PeerVerifier {
         }
     }
 
+    /// A verifier of `trust_domain`'s SVIDs against the bundle `[peer]`
+    /// names (see [`super::bundle::open`]).
+    pub async fn from_settings(
+        settings: &crate::settings::PeerSettings,
+        trust_domain: &str,
+    ) -> Result<Self, String> {
+        let bundle = super::bundle::open(settings, trust_domain).await?;
+        Ok(Self::new(bundle, trust_domain))
+    }
+
     /// The peer's SPIFFE ID, if the header proves one at time `now`
     /// (seconds since the epoch).
     pub fn verify(&self, header: Option<&str>, now: i64) -> Result<String, PeerError> {

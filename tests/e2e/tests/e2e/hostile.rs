@@ -241,3 +241,53 @@ fn slow_tls_handshake_is_cut_off(m: &interlock_mesh::Mesh) {
     println!("stalled TLS handshake closed after {:?}", started.elapsed());
     assert!(closed, "the edge kept a stalled handshake open for 30 s");
 }
+
+/// Reflection needs no token, and every open reflection stream holds an
+/// upstream request to auth: a burst of them from one client is cut off at
+/// the edge (RESOURCE_EXHAUSTED) instead of exhausting auth's budget, and
+/// auth keeps answering everyone else.
+#[tokio::test]
+async fn a_reflection_burst_from_one_client_is_rate_limited_at_the_edge() {
+    let m = mesh();
+    let channel = interlock_e2e::edge_channel_from(&m, "127.0.0.79".parse().expect("ip")).await;
+    // ServerReflectionRequest { list_services: "" } (field 7).
+    let list_services = vec![0x3a, 0x00];
+    let calls: Vec<_> = (0..120)
+        .map(|_| {
+            let channel = channel.clone();
+            let body = list_services.clone();
+            tokio::spawn(async move {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready().await.expect("ready");
+                grpc.unary(
+                    tonic::Request::new(body),
+                    PathAndQuery::from_static(
+                        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                    ),
+                    RawCodec,
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+        .collect();
+    let mut limited = 0;
+    let mut answered = 0;
+    for call in calls {
+        match call.await.expect("join") {
+            Ok(()) => answered += 1,
+            Err(s) if s.code() == Code::ResourceExhausted => limited += 1,
+            Err(s) => panic!("unexpected refusal: {s:?}"),
+        }
+    }
+    println!("reflection burst: {answered} answered, {limited} rate-limited");
+    assert!(limited >= 50, "only {limited} of 120 limited");
+    assert!(
+        answered >= 20,
+        "the burst allowance was refused too: {answered}"
+    );
+    AuthServiceClient::new(edge(&m, None).await)
+        .get_jwks(GetJwksRequest {})
+        .await
+        .expect("auth still answers other clients");
+}

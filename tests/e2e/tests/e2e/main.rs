@@ -11,16 +11,3 @@ mod refusals;
 mod rotation;
 mod security;
 mod tracing;
-
-use tonic::{Code, Status};
-
-#[track_caller]
-fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
-        Err(s) => {
-            assert_eq!(s.code(), code, "message: {}", s.message());
-            s
-        }
-    }
-}

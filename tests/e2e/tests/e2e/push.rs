@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{grpcurl, mesh, tool, unique_login};
+use interlock_e2e::{curl_unix, edge, grpcurl, mesh, tool, unique_login};
 use interlock_proto::notifications::v1::GetDeliveryReportRequest;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
-
-use crate::journey::register_and_login;
+use interlock_testkit::{Patience, register_and_login, wait_until};
 
 fn proto_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto")
@@ -18,7 +17,7 @@ fn proto_dir() -> PathBuf {
 #[tokio::test]
 async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
     let mesh = mesh();
-    let pair = register_and_login(&unique_login("push")).await;
+    let pair = register_and_login(edge(&mesh, None).await, &unique_login("push")).await;
     let token = format!("e2e-device-{}", uuid::Uuid::new_v4().simple());
 
     // The user registers a device through the edge.
@@ -62,36 +61,34 @@ async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
     let id = created["id"].as_str().expect("id").to_owned();
     let started = Instant::now();
 
-    // The local FCM server receives it for that device.
-    let fcm = format!(
-        "http://127.0.0.1:{}/control/received",
-        mesh.topology.fcm_local.port
-    );
-    interlock_common::client::install_crypto_provider();
-    let latency = loop {
-        let received: serde_json::Value = reqwest::get(&fcm)
-            .await
-            .expect("fcm")
-            .json()
-            .await
-            .expect("json");
-        let hit = received["received"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|r| {
-                r["token"] == token.as_str()
-                    && r["message"]["data"]["notification_id"] == id.as_str()
-            });
-        if hit {
-            break started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "not delivered in 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // The local FCM server receives it for that device (its test hooks are
+    // on a root-only socket).
+    let fcm = mesh.fcm_control_socket();
+    let (fcm, token, id_ref) = (&fcm, &token, &id);
+    let latency = wait_until(
+        "the local FCM server receives the push",
+        Patience::secs(20),
+        || async move {
+            let (_, body) = curl_unix(None, fcm, "GET", "/control/received")
+                .await
+                .map_err(|code| serde_json::json!({ "curl": code }))?;
+            let received: serde_json::Value = serde_json::from_str(&body).expect("json");
+            let hit = received["received"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| {
+                    r["token"] == token.as_str()
+                        && r["message"]["data"]["notification_id"] == id_ref.as_str()
+                });
+            if hit {
+                Ok(started.elapsed())
+            } else {
+                Err(received)
+            }
+        },
+    )
+    .await;
     let poll = Duration::from_millis(mesh.topology.fcm_local.poll_interval_ms);
     println!(
         "push: delivered to the local FCM server {} ms after Create (poll interval {} ms)",
@@ -105,20 +102,24 @@ async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
         interlock_common::client::Outbound::default(),
     )
     .expect("egress");
-    let mut notes = NotificationsInternalClient::new(egress);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let report = loop {
-        let r = notes
-            .get_delivery_report(GetDeliveryReportRequest { id: id.clone() })
-            .await
-            .expect("report")
-            .into_inner();
-        if r.processed_at.is_some() {
-            break r;
+    let notes = NotificationsInternalClient::new(egress);
+    let report = wait_until("the notification is processed", Patience::secs(10), || {
+        let mut notes = notes.clone();
+        let id = id.clone();
+        async move {
+            let r = notes
+                .get_delivery_report(GetDeliveryReportRequest { id })
+                .await
+                .expect("report")
+                .into_inner();
+            if r.processed_at.is_some() {
+                Ok(r)
+            } else {
+                Err(r)
+            }
         }
-        assert!(Instant::now() < deadline, "not processed: {r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(report.outcome, "delivered to 1 of 1 devices");
     assert_eq!(report.deliveries[0].token_hint, &token[token.len() - 6..]);
 }

@@ -2,17 +2,16 @@
 //! every sidecar and service to the database; refusals are in their trace.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use interlock_e2e::{Bearer, ProbeEnvoy, edge_channel, eventually, mesh, unique_login};
+use interlock_e2e::{ProbeEnvoy, edge, edge_channel, mesh, unique_login};
 use interlock_proto::roles::v1::ListRequest;
 use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
+use interlock_testkit::{Patience, register_and_login, wait_until};
 use serde_json::Value;
 use tonic::metadata::MetadataValue;
-
-use crate::journey::register_and_login;
 
 /// A span as Jaeger's query API returns it.
 #[derive(Debug, Clone)]
@@ -40,59 +39,69 @@ async fn trace(trace_id: &str, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
         mesh.topology.tracing.query_port
     );
     interlock_common::client::install_crypto_provider();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut spans = Vec::new();
-        if let Ok(resp) = reqwest::get(&url).await
-            && let Ok(body) = resp.json::<Value>().await
-        {
-            for t in body["data"].as_array().into_iter().flatten() {
-                for s in t["spans"].as_array().into_iter().flatten() {
-                    let service =
-                        t["processes"][s["processID"].as_str().unwrap_or_default()]["serviceName"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_owned();
-                    let parent = s["references"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|r| r["refType"] == "CHILD_OF")
-                        .and_then(|r| r["spanID"].as_str())
-                        .map(str::to_owned);
-                    let tags = s["tags"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|t| {
-                            (
-                                t["key"].as_str().unwrap_or_default().to_owned(),
-                                match &t["value"] {
-                                    Value::String(v) => v.clone(),
-                                    v => v.to_string(),
-                                },
-                            )
-                        })
-                        .collect();
-                    spans.push(Span {
-                        id: s["spanID"].as_str().unwrap_or_default().to_owned(),
-                        parent,
-                        service,
-                        operation: s["operationName"].as_str().unwrap_or_default().to_owned(),
-                        tags,
-                    });
-                }
+    let url = &url;
+    let done = &done;
+    wait_until(
+        &format!("trace {trace_id} is complete"),
+        Patience::secs(30).every(Duration::from_millis(500)),
+        || async move {
+            let spans = fetch_spans(url).await;
+            if done(&spans) {
+                Ok(spans)
+            } else {
+                Err(format!("{spans:#?}"))
+            }
+        },
+    )
+    .await
+}
+
+/// The spans of a trace as Jaeger holds them now (none if it has no such
+/// trace yet).
+async fn fetch_spans(url: &str) -> Vec<Span> {
+    let mut spans = Vec::new();
+    if let Ok(resp) = reqwest::get(url).await
+        && let Ok(body) = resp.json::<Value>().await
+    {
+        for t in body["data"].as_array().into_iter().flatten() {
+            for s in t["spans"].as_array().into_iter().flatten() {
+                let service =
+                    t["processes"][s["processID"].as_str().unwrap_or_default()]["serviceName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                let parent = s["references"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["refType"] == "CHILD_OF")
+                    .and_then(|r| r["spanID"].as_str())
+                    .map(str::to_owned);
+                let tags = s["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        (
+                            t["key"].as_str().unwrap_or_default().to_owned(),
+                            match &t["value"] {
+                                Value::String(v) => v.clone(),
+                                v => v.to_string(),
+                            },
+                        )
+                    })
+                    .collect();
+                spans.push(Span {
+                    id: s["spanID"].as_str().unwrap_or_default().to_owned(),
+                    parent,
+                    service,
+                    operation: s["operationName"].as_str().unwrap_or_default().to_owned(),
+                    tags,
+                });
             }
         }
-        if done(&spans) {
-            return spans;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "trace {trace_id} incomplete: {spans:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    spans
 }
 
 fn find<'a>(spans: &'a [Span], service: &str, pred: impl Fn(&Span) -> bool) -> Option<&'a Span> {
@@ -117,12 +126,9 @@ fn descends_from(spans: &[Span], span: &Span, ancestor: &Span) -> bool {
 #[tokio::test]
 async fn get_me_is_one_trace_from_the_edge_to_the_database() {
     let mesh = mesh();
-    let pair = register_and_login(&unique_login("traced")).await;
+    let pair = register_and_login(edge(&mesh, None).await, &unique_login("traced")).await;
     let trace_id = new_trace_id();
-    let mut client = UsersServiceClient::new(tonic::service::interceptor::InterceptedService::new(
-        edge_channel(&mesh).await,
-        Bearer(Some(pair.access_token.clone())),
-    ));
+    let mut client = UsersServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
     let mut req = tonic::Request::new(GetMeRequest {});
     req.metadata_mut().insert(
         "traceparent",
@@ -229,10 +235,7 @@ async fn get_me_is_one_trace_from_the_edge_to_the_database() {
 async fn a_jwt_refusal_is_in_its_trace() {
     let mesh = mesh();
     let trace_id = new_trace_id();
-    let mut client = UsersServiceClient::new(tonic::service::interceptor::InterceptedService::new(
-        edge_channel(&mesh).await,
-        Bearer(Some("not.a.jwt".into())),
-    ));
+    let mut client = UsersServiceClient::new(edge(&mesh, Some("not.a.jwt")).await);
     let mut req = tonic::Request::new(GetMeRequest {});
     req.metadata_mut().insert(
         "traceparent",
@@ -263,20 +266,24 @@ async fn a_disallowed_peer_refusal_is_in_its_trace() {
     let probe = ProbeEnvoy::start(&mesh, "users", &mesh.spiffe_id("users"), "roles");
     let channel = probe.channel();
     let trace_id = new_trace_id();
-    eventually("the probe never reached roles' sidecar", || {
-        let mut admin = RolesAdminClient::new(channel.clone());
-        let mut req = tonic::Request::new(ListRequest::default());
-        req.metadata_mut().insert(
-            "traceparent",
-            MetadataValue::try_from(traceparent(&trace_id)).expect("ascii"),
-        );
-        async move {
-            match admin.list(req).await {
-                Err(s) if s.code() == tonic::Code::PermissionDenied => Ok(()),
-                other => Err(format!("{other:?}")),
+    wait_until(
+        "the probe reaches roles' sidecar",
+        Patience::secs(30).every(Duration::from_millis(300)),
+        || {
+            let mut admin = RolesAdminClient::new(channel.clone());
+            let mut req = tonic::Request::new(ListRequest::default());
+            req.metadata_mut().insert(
+                "traceparent",
+                MetadataValue::try_from(traceparent(&trace_id)).expect("ascii"),
+            );
+            async move {
+                match admin.list(req).await {
+                    Err(s) if s.code() == tonic::Code::PermissionDenied => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     let spans = trace(&trace_id, |s| {
         s.iter().any(|x| {
@@ -290,35 +297,68 @@ async fn a_disallowed_peer_refusal_is_in_its_trace() {
     );
 }
 
-/// A Login attempt's trace names no login, email or client address: not
+/// `body` as a request that continues the trace `trace_id`.
+fn traced<T>(trace_id: &str, body: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(body);
+    req.metadata_mut().insert(
+        "traceparent",
+        MetadataValue::try_from(traceparent(trace_id)).expect("ascii"),
+    );
+    req
+}
+
+/// Register and Login traces name no login, email or client address: not
 /// in the services' spans (no such fields), not in Envoy's (the pipeline
-/// drops `peer.address` and `user_agent`).
+/// drops `peer.address` and `user_agent`); nor do the mesh's logs.
 #[tokio::test]
-async fn login_traces_carry_no_personal_data() {
+async fn register_and_login_traces_and_logs_carry_no_personal_data() {
+    use interlock_proto::auth::v1::{LoginRequest, RegisterRequest};
     let mesh = mesh();
     let login = unique_login("private");
     let email = format!("{login}@example.com");
-    register_and_login(&login).await;
-    let trace_id = new_trace_id();
     let mut auth = interlock_proto::auth::v1::auth_service_client::AuthServiceClient::new(
         edge_channel(&mesh).await,
     );
-    let mut req = tonic::Request::new(interlock_proto::auth::v1::LoginRequest {
-        login_or_email: email.clone(),
-        password: "wrong horse battery".into(),
-    });
-    req.metadata_mut().insert(
-        "traceparent",
-        MetadataValue::try_from(traceparent(&trace_id)).expect("ascii"),
-    );
-    let refused = auth.login(req).await.expect_err("wrong password");
+    let register_trace = new_trace_id();
+    auth.register(traced(
+        &register_trace,
+        RegisterRequest {
+            login: login.clone(),
+            email: email.clone(),
+            password: "correct horse battery".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+        },
+    ))
+    .await
+    .expect("register");
+    let login_trace = new_trace_id();
+    let refused = auth
+        .login(traced(
+            &login_trace,
+            LoginRequest {
+                login_or_email: email.clone(),
+                password: "wrong horse battery".into(),
+            },
+        ))
+        .await
+        .expect_err("wrong password");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-    let spans = trace(&trace_id, |s| {
+
+    let mut spans = trace(&register_trace, |s| {
         s.iter().any(|x| x.service == "edge")
             && s.iter()
-                .any(|x| x.service == "auth" && x.tags.contains_key("db.system"))
+                .any(|x| x.service == "users" && x.tags.contains_key("db.system"))
     })
     .await;
+    spans.extend(
+        trace(&login_trace, |s| {
+            s.iter().any(|x| x.service == "edge")
+                && s.iter()
+                    .any(|x| x.service == "auth" && x.tags.contains_key("db.system"))
+        })
+        .await,
+    );
     for span in &spans {
         for (key, value) in &span.tags {
             assert!(
@@ -335,5 +375,16 @@ async fn login_traces_carry_no_personal_data() {
                 span.operation
             );
         }
+    }
+    for entry in std::fs::read_dir(mesh.run_dir.join("logs"))
+        .expect("logs")
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !text.contains(&login),
+            "{} names the user",
+            entry.path().display()
+        );
     }
 }

@@ -11,28 +11,12 @@ use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::auth::v1::*;
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
+use interlock_testkit::{login_request as login_req, register_request as register_req};
 use tonic::Code;
 
 use crate::assert_status;
 
 mod limits;
-
-fn register_req(login: &str) -> RegisterRequest {
-    RegisterRequest {
-        login: login.into(),
-        email: format!("{login}@example.com"),
-        password: "correct horse battery".into(),
-        first_name: "Grace".into(),
-        last_name: "Hopper".into(),
-    }
-}
-
-fn login_req(who: &str, password: &str) -> LoginRequest {
-    LoginRequest {
-        login_or_email: who.into(),
-        password: password.into(),
-    }
-}
 
 fn edge(s: &Stack) -> AuthServiceClient<services::Client> {
     AuthServiceClient::new(Caller::peer(&s.pki, "edge").to(s.auth()))
@@ -309,7 +293,6 @@ async fn failed_registration_is_compensated_and_can_be_retried() {
     let s = Stack::with_auth().await;
     // A second auth replica on the same database whose roles address is dead.
     let mut settings = s.auth_settings.clone().expect("auth settings");
-    settings.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into();
     settings.peers.roles_url = format!("http://127.0.0.1:{}", services::free_port());
     let broken = services::spawn_auth(&s.pki, settings).await;
     let mut via_broken = AuthServiceClient::new(Caller::peer(&s.pki, "edge").to(broken));

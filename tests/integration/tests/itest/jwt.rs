@@ -4,6 +4,7 @@
 use interlock_itest::{Caller, Stack};
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
+use interlock_testkit::{Patience, wait_for_refusal};
 use tonic::Code;
 
 use crate::assert_status;
@@ -78,19 +79,16 @@ async fn token_of_a_revoked_session_is_refused_after_the_next_refresh() {
     assert_status(c.get_me(GetMeRequest {}).await, Code::NotFound, "not found");
 
     s.issuer.revoke(claims.sid.parse().expect("sid"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let refused = loop {
-        match c.get_me(GetMeRequest {}).await {
-            Err(e) if e.code() == Code::Unauthenticated => break e,
-            other => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "still accepted 5 s after revocation: {other:?}"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let refused = wait_for_refusal(
+        "the revoked session is refused",
+        Patience::secs(5),
+        Code::Unauthenticated,
+        || {
+            let mut c = c.clone();
+            async move { c.get_me(GetMeRequest {}).await }
+        },
+    )
+    .await;
     assert!(
         refused.message().contains("revoked"),
         "{}",

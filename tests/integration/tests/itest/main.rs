@@ -1,8 +1,10 @@
-//! Integration tests of the four services against a real PostgreSQL (a fresh
-//! database per service per test). Run through `scripts/test.sh`.
+//! Integration tests of the services against a real PostgreSQL (a fresh
+//! database per service per test, dropped when it ends). Run through
+//! `scripts/test.sh`.
 
 mod auth;
 mod database;
+mod fcm;
 mod jwt;
 mod notifications;
 mod peer;
@@ -10,20 +12,5 @@ mod roles;
 mod sender;
 mod users;
 
-use tonic::{Code, Status};
-
-/// Asserts a call failed with `code` and a message containing `text`.
-#[track_caller]
-fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, text: &str) {
-    match result {
-        Ok(v) => panic!("expected {code:?} ({text}), got Ok({v:?})"),
-        Err(s) => {
-            assert_eq!(s.code(), code, "message: {}", s.message());
-            assert!(
-                s.message().contains(text),
-                "{:?} does not contain {text:?}",
-                s.message()
-            );
-        }
-    }
-}
+/// The shared kit's status assertion, for every module here.
+use interlock_testkit::assert_status;

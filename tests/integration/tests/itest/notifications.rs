@@ -1,7 +1,9 @@
 //! notifications: Create by modules, the sender's ListPending and
 //! MarkProcessed, and the recipient's ListMine and MarkReceived; push
-//! devices in [`devices`], the sender's lease and scope checks in [`leases`].
+//! devices in [`devices`], the sender's lease and scope checks in [`leases`],
+//! what ReportDeliveries completes in [`completion`].
 
+mod completion;
 mod devices;
 mod leases;
 
@@ -315,6 +317,7 @@ async fn sender_claims_pending_and_marks_processed_atomically() {
     );
     let bad = ReportDeliveriesRequest {
         worker_id: "w1".into(),
+        done_ids: Vec::new(),
         results: vec![DeliveryResult {
             notification_id: b,
             device_id: Uuid::new_v4().to_string(),

@@ -249,9 +249,8 @@ async fn stalled_registrations_do_not_make_a_concurrent_login_unavailable() {
     let (roles, stalling, release) = StallingRoles::start(&s).await;
     // A replica on the same database whose roles is the stand-in.
     let mut settings = s.auth_settings.clone().expect("auth settings");
-    settings.server.listen = SocketAddr::from(([127, 0, 0, 1], 0)).into();
     settings.peers.roles_url = format!("http://{roles}");
-    let pool_size = settings.database.max_connections as usize;
+    let pool_size = settings.common.database.max_connections as usize;
     let auth = services::spawn_auth(&s.pki, settings).await;
 
     let registrations = 5 * pool_size;

@@ -1,7 +1,8 @@
 //! The sender's calls after a claim: ReportDeliveries, MarkProcessed and
 //! ReleaseClaims act only on notifications the caller holds a live lease
 //! on, and outcomes only on the devices of that notification's recipients.
-//! A refused call writes nothing.
+//! A refused call writes nothing. What a report completes is in
+//! [`super::completion`].
 
 use interlock_itest::Stack;
 use interlock_itest::services::Client;
@@ -14,13 +15,13 @@ use uuid::Uuid;
 use super::create;
 use crate::assert_status;
 
-type Internal = NotificationsInternalClient<Client>;
+pub(super) type Internal = NotificationsInternalClient<Client>;
 
-fn sender(s: &Stack) -> Internal {
+pub(super) fn sender(s: &Stack) -> Internal {
     NotificationsInternalClient::new(s.as_peer("sender").to(s.notifications))
 }
 
-async fn notify(s: &Stack, to: &[Uuid]) -> String {
+pub(super) async fn notify(s: &Stack, to: &[Uuid]) -> String {
     NotificationsInternalClient::new(s.as_peer("auth").to(s.notifications))
         .create(create("hello", to))
         .await
@@ -30,7 +31,7 @@ async fn notify(s: &Stack, to: &[Uuid]) -> String {
 }
 
 /// Claims everything pending for `worker`; returns the claimed ids.
-async fn claim(c: &mut Internal, worker: &str) -> Vec<String> {
+pub(super) async fn claim(c: &mut Internal, worker: &str) -> Vec<String> {
     c.list_pending(ListPendingRequest {
         limit: 100,
         worker_id: worker.into(),
@@ -45,7 +46,7 @@ async fn claim(c: &mut Internal, worker: &str) -> Vec<String> {
     .collect()
 }
 
-fn outcome(n: &str, d: &str, status: DeliveryStatus) -> DeliveryResult {
+pub(super) fn outcome(n: &str, d: &str, status: DeliveryStatus) -> DeliveryResult {
     DeliveryResult {
         notification_id: n.into(),
         device_id: d.into(),
@@ -55,14 +56,15 @@ fn outcome(n: &str, d: &str, status: DeliveryStatus) -> DeliveryResult {
     }
 }
 
-fn report(worker: &str, results: Vec<DeliveryResult>) -> ReportDeliveriesRequest {
+pub(super) fn report(worker: &str, results: Vec<DeliveryResult>) -> ReportDeliveriesRequest {
     ReportDeliveriesRequest {
         worker_id: worker.into(),
         results,
+        done_ids: Vec::new(),
     }
 }
 
-async fn deliveries(c: &mut Internal, id: &str) -> Vec<DeliveryRecord> {
+pub(super) async fn deliveries(c: &mut Internal, id: &str) -> Vec<DeliveryRecord> {
     c.get_delivery_report(GetDeliveryReportRequest { id: id.into() })
         .await
         .expect("report")
@@ -71,7 +73,7 @@ async fn deliveries(c: &mut Internal, id: &str) -> Vec<DeliveryRecord> {
 }
 
 /// Ends `id`'s lease now, as if its holder had stalled past it.
-async fn expire_lease(s: &Stack, id: &str) {
+pub(super) async fn expire_lease(s: &Stack, id: &str) {
     let pool = sqlx::PgPool::connect(&s.notifications_db.url)
         .await
         .expect("db");
@@ -92,6 +94,8 @@ async fn report_deliveries_is_refused_unless_the_worker_holds_a_live_lease() {
     let mut c = sender(&s);
     let alice = Uuid::new_v4();
     let dev = s.register_device(alice, "tok-alice").await;
+    // A second device keeps the notification open after `dev`'s outcome.
+    s.register_device(alice, "tok-alice-2").await;
     let n = notify(&s, &[alice]).await;
     assert_eq!(claim(&mut c, "w1").await, std::slice::from_ref(&n));
     let unclaimed = notify(&s, &[alice]).await;
@@ -203,6 +207,11 @@ async fn an_unregistered_report_removes_only_devices_of_the_notifications_recipi
         .expect("in scope")
         .into_inner();
     assert_eq!(done.devices_removed, 1);
+    assert_eq!(
+        done.completed_ids,
+        [n],
+        "with its only device gone, nothing is left to push"
+    );
     assert_ne!(
         s.register_device(alice, "tok-alice").await,
         alices,
