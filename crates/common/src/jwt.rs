@@ -1,4 +1,4 @@
-//! Access-token verification (ARCHITECTURE.md section 4): ES256 only, `kid`
+//! Access-token verification (docs/security.md, "Users' tokens"): ES256 only, `kid`
 //! required, issuer and audience checked, keys from a JWKS that is cached and
 //! refetched only for an unknown `kid` or when stale, at most once per
 //! `min_refresh_interval` — never per request. A failed fetch counts too:

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// The repository's policy parses and says what ARCHITECTURE.md says.
+/// The repository's policy parses and says what docs/security.md says.
 #[test]
 fn embedded_policy_matches_the_design() {
     let p = Policy::embedded();
@@ -48,7 +48,7 @@ fn embedded_policy_matches_the_design() {
 /// makes the call: users only GetRoles, auth only the registration
 /// saga's calls, notifications nothing of roles and only the read-only
 /// user lookups the design grants it; of the notifications methods,
-/// users and roles keep only Create (ARCHITECTURE.md section 3).
+/// users and roles keep only Create (docs/security.md, "Deliberate grants").
 #[test]
 fn internal_grants_are_per_method_and_only_what_the_code_calls() {
     let p = Policy::embedded();

@@ -1,4 +1,4 @@
-//! ES256 signing keys and their rotation (ARCHITECTURE.md section 4).
+//! ES256 signing keys and their rotation (docs/security.md, "Users' tokens").
 //!
 //! Life of a key: created and published in the JWKS `publish_lead` before it
 //! starts signing (so every verifier's cache has it first); signs until the

@@ -322,7 +322,7 @@ pub fn classify(http: u16, code: Option<&str>, retry_after: Option<Duration>) ->
 mod tests {
     use super::*;
 
-    /// Each documented error class lands where ARCHITECTURE.md says.
+    /// Each documented error class lands where docs/push.md ("FCM answers") says.
     #[test]
     fn fcm_errors_are_classified_as_documented() {
         assert_eq!(

@@ -1,4 +1,4 @@
-//! The peer check of ARCHITECTURE.md section 3: who is calling, proven by the
+//! The peer check (docs/mesh.md, docs/security.md "Peers"): who is calling, proven by the
 //! client certificate that the service's own sidecar verified and forwarded
 //! in `x-forwarded-client-cert` (XFCC).
 //!
