@@ -12,51 +12,78 @@ source "$(dirname "$0")/lib.sh"
 cd "$INTERLOCK_ROOT"
 
 RUN_DIR="${INTERLOCK_RUN_DIR:-/var/lib/interlock/mesh}"
+# Where `up` installs the binaries, the generator among them.
 BIN_DIR="$RUN_DIR/bin"
-EDGE_PORT=17443      # mesh/topology.toml [edge]
-# The supervisor's API and the edge's admin API: Unix sockets that only root
-# can open (interlock-mesh generate makes their directories 0700).
-PC_SOCKET="$RUN_DIR/control/process-compose.sock"
-EDGE_ADMIN_SOCKET="$RUN_DIR/edge/admin.sock"
-WORKLOADS="edge auth roles users notifications sender"
-export RUN_DIR BIN_DIR EDGE_PORT
 
 [ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
 
+# The mesh's facts (ports, sockets, workloads, binaries: MESH_*) come from
+# the generator, `interlock-mesh env`: the freshest build first, else the
+# copy installed by the last `up`.
+facts() {
+  local gen out
+  for gen in "$CARGO_TARGET_DIR/debug/interlock-mesh" "$BIN_DIR/interlock-mesh"; do
+    [ -x "$gen" ] || continue
+    out="$("$gen" env --run-dir "$RUN_DIR" --bin-dir "$BIN_DIR" 2>/dev/null)" || continue
+    eval "$out"
+    return 0
+  done
+  return 1
+}
+
+build() {
+  log "building the services"
+  cargo build --workspace --bins --locked
+}
+
+# For down, status and logs. No generator at all: `up` never ran here, so
+# nothing runs. One that cannot answer (built before `env` existed): build.
+need_facts() {
+  facts && return 0
+  if [ ! -e "$BIN_DIR/interlock-mesh" ] && [ ! -e "$CARGO_TARGET_DIR/debug/interlock-mesh" ]; then
+    log "no mesh was set up in $RUN_DIR"
+    exit 0
+  fi
+  build && facts || die "interlock-mesh cannot tell the mesh's facts"
+}
+
 # process-compose's own diagnostics go to a log, not the terminal.
 # No TCP server: process-compose's API can replace any process's command.
-pc() { process-compose --unix-socket "$PC_SOCKET" "$@" 2>>"$RUN_DIR/logs/process-compose-cli.log"; }
+pc() {
+  mkdir -p "$MESH_LOG_DIR"
+  process-compose --unix-socket "$MESH_CONTROL_SOCKET" "$@" 2>>"$MESH_LOG_DIR/process-compose-cli.log"
+}
 
 running() { pc process list >/dev/null 2>&1; }
 
 users() {
-  for w in $WORKLOADS; do
-    id -u "interlock-$w" >/dev/null 2>&1 ||
-      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "interlock-$w"
+  local u
+  for u in $MESH_UNIX_USERS; do
+    id -u "$u" >/dev/null 2>&1 ||
+      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u"
   done
 }
 
 install_binaries() {
-  mkdir -p "$BIN_DIR"
-  chmod 755 "$RUN_DIR" "$BIN_DIR"
-  local src
-  for b in envoy spire-server spire-agent jaeger; do
-    src="$(readlink -f "$TOOLS_DIR/bin/$b")"
-    install -m 755 "$src" "$BIN_DIR/$b"
+  mkdir -p "$MESH_BIN_DIR"
+  chmod 755 "$MESH_RUN_DIR" "$MESH_BIN_DIR"
+  local b
+  for b in $MESH_TOOLS; do
+    install -m 755 "$(readlink -f "$TOOLS_DIR/bin/$b")" "$MESH_BIN_DIR/$b"
   done
-  for b in interlock-auth interlock-roles interlock-users interlock-notifications interlock-sender interlock-fcm-local interlock-mesh; do
-    install -m 755 "$CARGO_TARGET_DIR/debug/$b" "$BIN_DIR/$b"
+  for b in $MESH_BINARIES; do
+    install -m 755 "$CARGO_TARGET_DIR/debug/$b" "$MESH_BIN_DIR/$b"
   done
 }
 
 wait_ready() {
   local deadline=$((SECONDS + ${INTERLOCK_MESH_TIMEOUT:-240}))
-  until curl -sf --unix-socket "$EDGE_ADMIN_SOCKET" http://localhost/ready >/dev/null 2>&1; do
+  until curl -sf --unix-socket "$MESH_EDGE_ADMIN_SOCKET" http://localhost/ready >/dev/null 2>&1; do
     # A process whose dependency failed is skipped: no point in waiting.
     if [ $SECONDS -ge $deadline ] || pc process list 2>/dev/null | grep -q Skipped; then
       log "the mesh did not become ready; process states:"
       pc process list -o wide >&2 || true
-      for f in "$RUN_DIR"/logs/*.log; do echo "== $f" >&2; tail -n 15 "$f" >&2; done
+      for f in "$MESH_LOG_DIR"/*.log; do echo "== $f" >&2; tail -n 15 "$f" >&2; done
       return 1
     fi
     sleep 1
@@ -69,41 +96,40 @@ session() {
 
 Interlock is up. Try it through the edge with grpcurl:
 
-  G="grpcurl -cacert $RUN_DIR/edge-ca.pem"
-  \$G localhost:$EDGE_PORT list
+  G="grpcurl -cacert $MESH_EDGE_CA"
+  \$G localhost:$MESH_EDGE_PORT list
   \$G -d '{"login":"$login","email":"$login@example.com","password":"correct horse battery","first_name":"Ada","last_name":"Lovelace"}' \\
-      localhost:$EDGE_PORT interlock.auth.v1.AuthService/Register
+      localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Register
   TOKEN=\$(\$G -d '{"login_or_email":"$login","password":"correct horse battery"}' \\
-      localhost:$EDGE_PORT interlock.auth.v1.AuthService/Login | sed -n 's/.*"accessToken": "\\(.*\\)".*/\\1/p')
-  \$G -H "authorization: Bearer \$TOKEN" localhost:$EDGE_PORT interlock.users.v1.UsersService/GetMe
+      localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Login | sed -n 's/.*"accessToken": "\\(.*\\)".*/\\1/p')
+  \$G -H "authorization: Bearer \$TOKEN" localhost:$MESH_EDGE_PORT interlock.users.v1.UsersService/GetMe
 
-Traces: Jaeger at http://127.0.0.1:16686 (API: /api/traces?service=users)
-Logs: $RUN_DIR/logs/   Stop: bash scripts/mesh.sh down
+Traces: Jaeger at http://127.0.0.1:$MESH_JAEGER_PORT (API: /api/traces?service=users)
+Logs: $MESH_LOG_DIR/   Stop: bash scripts/mesh.sh down
 TXT
 }
 
 up() {
   bash scripts/install-tools.sh
   bash scripts/postgres.sh start
-  log "building the services"
-  cargo build --workspace --bins --locked
-  mkdir -p "$RUN_DIR/logs"
+  build
+  facts || die "interlock-mesh env failed"
   if running; then
     log "stopping the running mesh first"
     pc down >/dev/null 2>&1 || true
   fi
   users
   install_binaries
-  "$BIN_DIR/interlock-mesh" generate --run-dir "$RUN_DIR" --bin-dir "$BIN_DIR" \
+  "$MESH_BIN_DIR/interlock-mesh" generate --run-dir "$MESH_RUN_DIR" --bin-dir "$MESH_BIN_DIR" \
     --pg-admin-url "$(bash scripts/postgres.sh url)"
-  log "starting the mesh (process-compose, API on $PC_SOCKET)"
-  pc up --config "$RUN_DIR/process-compose.yaml" --tui=false --detached >/dev/null
+  log "starting the mesh (process-compose, API on $MESH_CONTROL_SOCKET)"
+  pc up --config "$MESH_PROCESS_COMPOSE" --tui=false --detached >/dev/null
   wait_ready
   session
 }
 
 down() {
-  mkdir -p "$RUN_DIR/logs"
+  need_facts
   if running; then
     pc down >/dev/null
     log "mesh stopped"
@@ -115,7 +141,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  status) mkdir -p "$RUN_DIR/logs"; pc process list -o wide ;;
-  logs) [ -n "${2:-}" ] || die "usage: $0 logs PROCESS"; pc process logs "$2" -n "${3:-100}" ;;
+  status) need_facts; pc process list -o wide ;;
+  logs) [ -n "${2:-}" ] || die "usage: $0 logs PROCESS"; need_facts; pc process logs "$2" -n "${3:-100}" ;;
   *) die "usage: $0 up|down|status|logs PROCESS" ;;
 esac

@@ -9,7 +9,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 PG_BIN="/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
-PG_PORT="${INTERLOCK_PG_PORT:-54329}"
+# The port is the topology's ([postgres] in mesh/topology.toml): read
+# directly, since this runs before anything is built.
+PG_PORT="${INTERLOCK_PG_PORT:-$(topology_value postgres port)}"
+[ -n "$PG_PORT" ] || die "no [postgres] port in mesh/topology.toml"
 if [ "$(id -u)" = 0 ]; then
   PG_HOME="${INTERLOCK_PG_HOME:-/var/lib/postgresql/interlock-$POSTGRES_MAJOR}"
   as_pg() { runuser -u postgres -- "$@"; }

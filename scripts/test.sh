@@ -22,7 +22,7 @@ cargo test --workspace --locked --exclude interlock-e2e "$@"
 
 log "the container deployment, statically (no Docker engine here)"
 bash scripts/install-tools.sh
-cargo run -q --locked -p interlock-mesh -- compose --check
+cargo run -q --locked -p interlock-mesh -- render --check
 compose-check compose.yaml Dockerfile
 
 log "end-to-end tests against the local mesh"

@@ -11,6 +11,6 @@ for f in /run/secrets/INTERLOCK_*; do
   export "$name=$value"
 done
 if [ "$#" -eq 0 ]; then
-  exec "/usr/local/bin/interlock-$SERVICE"
+  exec "/usr/local/bin/$BINARY"
 fi
 exec "$@"

@@ -1,9 +1,12 @@
-//! `interlock-mesh`: writes the local mesh's configuration, and probes a
-//! service's health over its Unix socket.
+//! `interlock-mesh`: renders the mesh's configuration, writes a local run,
+//! tells scripts the mesh's facts, and probes a service's health.
 //!
 //! ```text
 //! interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL
-//! interlock-mesh health /path/to/grpc.sock
+//! interlock-mesh render [--write|--check]
+//! interlock-mesh env [--target local|compose] [--run-dir DIR] [--bin-dir DIR]
+//! interlock-mesh secrets --out DIR
+//! interlock-mesh health SOCKET|HOST:PORT
 //! ```
 
 use std::fs;
@@ -11,9 +14,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use interlock_mesh::mesh::{DEFAULT_RUN_DIR, Target};
 use interlock_mesh::setup::{self, write_private};
 use interlock_mesh::topology::repository_mesh;
-use interlock_mesh::{Mesh, envoy, orchestrator, services, spire};
+use interlock_mesh::{Mesh, envoy, orchestrator, render, secrets, services, spire};
+
+const USAGE: &str = "usage: interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL
+       interlock-mesh render [--write|--check]   (`compose` is the old name)
+       interlock-mesh env [--target local|compose] [--run-dir DIR] [--bin-dir DIR]
+       interlock-mesh secrets --out DIR          (compose's secrets)
+       interlock-mesh health SOCKET|HOST:PORT";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,11 +31,10 @@ async fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("generate") => generate(&args[1..]).await,
         Some("health") if args.len() == 2 => health(&args[1]).await,
-        Some("compose") => compose(args.get(1).map(String::as_str)),
-        Some("certs") if args.len() == 3 && args[1] == "--out" => certs(Path::new(&args[2])),
-        _ => Err(anyhow::anyhow!(
-            "usage: interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL\n       interlock-mesh health SOCKET|HOST:PORT\n       interlock-mesh compose [--write|--check]"
-        )),
+        Some("render" | "compose") => render_files(args.get(1).map(String::as_str)),
+        Some("env") => env(&args[1..]),
+        Some("secrets") => compose_secrets(&args[1..]),
+        _ => Err(anyhow::anyhow!(USAGE)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,12 +45,15 @@ async fn main() -> ExitCode {
     }
 }
 
-fn flag(args: &[String], name: &str) -> anyhow::Result<String> {
+fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .cloned()
-        .ok_or_else(|| anyhow::anyhow!("missing {name}"))
+}
+
+fn required(args: &[String], name: &str) -> anyhow::Result<String> {
+    flag(args, name).ok_or_else(|| anyhow::anyhow!("missing {name}\n{USAGE}"))
 }
 
 fn dir(path: &Path, mode: u32, owner: Option<&str>) -> anyhow::Result<()> {
@@ -68,16 +80,17 @@ fn chown(path: &Path, user: &str) -> anyhow::Result<()> {
 }
 
 async fn generate(args: &[String]) -> anyhow::Result<()> {
-    let run_dir = PathBuf::from(flag(args, "--run-dir")?);
-    let bin_dir = PathBuf::from(flag(args, "--bin-dir")?);
-    let admin_url = flag(args, "--pg-admin-url")?;
+    let run_dir = PathBuf::from(required(args, "--run-dir")?);
+    let bin_dir = PathBuf::from(required(args, "--bin-dir")?);
+    let admin_url = required(args, "--pg-admin-url")?;
     let mesh = repository_mesh(&run_dir, &bin_dir)?;
 
     dir(&run_dir, 0o755, None)?;
-    dir(&run_dir.join("logs"), 0o755, None)?;
+    dir(&mesh.log_dir(), 0o755, None)?;
     dir(&run_dir.join("config"), 0o755, None)?;
-    let secrets = setup::secrets(&mesh)?;
-    let account = setup::fcm_service_account(&mesh)?;
+    let store = run_dir.join("secrets");
+    let secrets = secrets::load(&mesh, &store, 0o600)?;
+    let account = secrets::fcm_service_account(&store, 0o600)?;
     setup::databases(&mesh, &admin_url, &secrets).await?;
 
     // SPIRE: fresh state on every generate (a new CA, new entries).
@@ -85,40 +98,41 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
     if spire_dir.exists() {
         fs::remove_dir_all(&spire_dir)?;
     }
-    dir(&spire_dir.join("server").join("data"), 0o700, None)?;
-    dir(&spire_dir.join("server").join("private"), 0o700, None)?;
-    dir(&spire_dir.join("agent").join("data"), 0o700, None)?;
-    dir(&spire_dir.join("agent").join("public"), 0o755, None)?;
-    if let Some(join) = mesh.join_token_file().parent() {
-        dir(join, 0o700, None)?;
+    for private in [
+        mesh.spire_server_data(),
+        parent(&mesh.server_socket()),
+        mesh.spire_agent_data(),
+        // The join token: root only.
+        parent(&mesh.join_token_file()),
+    ] {
+        dir(&private, 0o700, None)?;
     }
+    dir(&parent(&mesh.agent_socket()), 0o755, None)?;
     // The supervisor's API socket: root only.
-    if let Some(control) = mesh.control_socket().parent() {
-        dir(control, 0o700, None)?;
-    }
+    dir(&parent(&mesh.control_socket()), 0o700, None)?;
     write_private(
-        &spire_dir.join("server.conf"),
+        &mesh.spire_file("server.conf"),
         &spire::server_conf(&mesh),
         0o644,
     )?;
     write_private(
-        &spire_dir.join("agent.conf"),
+        &mesh.spire_file("agent.conf"),
         &spire::agent_conf(&mesh),
         0o644,
     )?;
     write_private(
-        &spire_dir.join("bootstrap.sh"),
+        &mesh.spire_file("bootstrap.sh"),
         &spire::bootstrap_script(&mesh),
         0o755,
     )?;
 
     // The edge.
     dir(&mesh.edge_dir(), 0o700, None)?;
-    setup::edge_tls(&mesh)?;
+    secrets::edge_tls(&mesh.edge_dir(), 0o600)?;
     fs::copy(mesh.edge_dir().join("ca.pem"), run_dir.join("edge-ca.pem"))?;
     write_private(
-        &mesh.edge_dir().join("envoy.json"),
-        &pretty(&envoy::edge(&mesh))?,
+        &mesh.envoy_config("edge"),
+        &envoy::yaml(&mesh, &envoy::edge(&mesh)),
         0o600,
     )?;
     chown(&mesh.edge_dir(), &Mesh::unix_user("edge"))?;
@@ -129,70 +143,79 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
         let wd = mesh.workload_dir(w);
         dir(&wd, 0o700, None)?;
         write_private(
-            &wd.join("envoy.json"),
-            &pretty(&envoy::sidecar(&mesh, w))?,
+            &mesh.envoy_config(w),
+            &envoy::yaml(&mesh, &envoy::sidecar(&mesh, w)),
             0o600,
         )?;
         write_private(
-            &wd.join("config.toml"),
-            &services::config(&mesh, w, &secrets),
+            &mesh.service_config(w),
+            &services::config(&mesh, w, Some(&secrets)),
             0o600,
         )?;
-        if w == "sender" {
-            fs::copy(&account, wd.join("service-account.json"))?;
+        if mesh.workload(w).fcm {
+            fs::copy(&account, mesh.service_account_file(w))?;
         }
         chown(&wd, &Mesh::unix_user(w))?;
     }
     let jaeger = include_str!("../../../observability/jaeger-local.yaml");
-    write_private(&run_dir.join("config").join("jaeger.yaml"), jaeger, 0o644)?;
+    write_private(&mesh.config_path("jaeger.yaml"), jaeger, 0o644)?;
     write_private(
         &run_dir.join("process-compose.yaml"),
-        &pretty(&orchestrator::project(&mesh))?,
+        &orchestrator::yaml(&mesh),
         0o644,
     )?;
     println!("mesh configuration written to {}", run_dir.display());
     Ok(())
 }
 
-fn pretty(v: &serde_json::Value) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(v)?)
+fn parent(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_owned).unwrap_or_default()
 }
 
-/// The edge's TLS files and the sender's service account, into `out`
-/// (compose's secrets are made from these; see deploy/compose/init-secrets.sh).
-fn certs(out: &Path) -> anyhow::Result<()> {
-    let mesh = repository_mesh(out, out)?;
-    fs::create_dir_all(mesh.edge_dir())?;
-    setup::edge_tls(&mesh)?;
-    setup::fcm_service_account(&mesh)?;
+/// The mesh's facts as shell assignments (see `interlock_mesh::env`).
+fn env(args: &[String]) -> anyhow::Result<()> {
+    let run_dir = PathBuf::from(flag(args, "--run-dir").unwrap_or_else(|| DEFAULT_RUN_DIR.into()));
+    let bin_dir = flag(args, "--bin-dir").map_or_else(|| run_dir.join("bin"), PathBuf::from);
+    let target = match flag(args, "--target").as_deref() {
+        None | Some("local") => Target::Local,
+        Some("compose") => Target::Compose,
+        Some(other) => anyhow::bail!("unknown target {other}\n{USAGE}"),
+    };
+    let mesh = repository_mesh(&run_dir, &bin_dir)?.for_target(target);
+    print!("{}", interlock_mesh::env::assignments(&mesh));
     Ok(())
 }
 
-/// Writes (or checks) compose.yaml and deploy/compose/ from the topology.
-fn compose(mode: Option<&str>) -> anyhow::Result<()> {
+/// Compose's secrets into `--out` (deploy/compose/init-secrets.sh).
+fn compose_secrets(args: &[String]) -> anyhow::Result<()> {
+    let out = PathBuf::from(required(args, "--out")?);
+    let mesh = repository_mesh(&out, &out)?;
+    secrets::write_compose(&mesh, &out)?;
+    println!("secrets ready in {}", out.display());
+    Ok(())
+}
+
+/// Writes (or checks) every committed rendered file (`envoy/`, `spire/`,
+/// compose.yaml, deploy/compose/config/).
+fn render_files(mode: Option<&str>) -> anyhow::Result<()> {
     let root = std::env::current_dir()?;
-    let mesh = repository_mesh(Path::new("/unused"), Path::new("/unused"))?;
-    let files = interlock_mesh::compose::files(&mesh);
-    let mut stale = Vec::new();
-    for (path, contents) in &files {
-        let full = root.join(path);
-        if fs::read_to_string(&full).ok().as_deref() != Some(contents.as_str()) {
-            stale.push(path.clone());
-            if mode == Some("--write") {
-                if let Some(dir) = full.parent() {
-                    fs::create_dir_all(dir)?;
-                }
-                fs::write(&full, contents)?;
-            }
-        }
-    }
+    let mesh = repository_mesh(Path::new(DEFAULT_RUN_DIR), Path::new(DEFAULT_RUN_DIR))?;
+    let files = render::files(&mesh);
     match mode {
-        Some("--write") => println!("{} file(s) written", stale.len()),
-        _ if stale.is_empty() => println!("compose files are up to date"),
-        _ => anyhow::bail!(
-            "out of date (run `interlock-mesh compose --write`): {}",
-            stale.join(", ")
-        ),
+        Some("--write") => {
+            let changed = render::write(&root, &files)?;
+            println!("{} file(s) written or removed", changed.len());
+        }
+        None | Some("--check") => {
+            let stale = render::stale(&root, &files);
+            anyhow::ensure!(
+                stale.is_empty(),
+                "out of date (run `interlock-mesh render --write`): {}",
+                stale.join(", ")
+            );
+            println!("rendered files are up to date");
+        }
+        Some(other) => anyhow::bail!("unknown option {other}\n{USAGE}"),
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ async fn calls_keep_succeeding_across_two_svid_rotations() {
     let mut seen: Vec<String> = Vec::new();
     let (mut ok, mut failed) = (0u32, Vec::new());
     let started = Instant::now();
-    let limit = Duration::from_secs(u64::from(mesh.topology.spire.x509_svid_ttl_secs) * 3);
+    let limit = Duration::from_secs(u64::from(mesh.svid_ttl_secs()) * 3);
     let mut last_sample = Instant::now() - Duration::from_secs(5);
     // Two rotations = three distinct serials of the users sidecar's SVID.
     while seen.len() < 3 && started.elapsed() < limit {
