@@ -81,7 +81,7 @@ pub trait Check {
 
 /// The sections every service shares, flattened into its `Settings`:
 ///
-/// ```ignore
+/// ```text
 /// #[derive(Deserialize)]
 /// #[serde(deny_unknown_fields)]
 /// pub struct Settings {

@@ -255,11 +255,7 @@ mod tests {
     /// Every variant lands on its documented code and message.
     #[test]
     fn every_variant_maps_to_its_code_and_message() {
-        for (err, code, message) in every_variant() {
-            let status = Status::from(err);
-            assert_eq!(status.code(), code, "{message}");
-            assert_eq!(status.message(), message);
-        }
+        interlock_testkit::assert_maps_to_status(every_variant());
     }
 
     /// Throttling and a full bcrypt queue say when to come back, in the

@@ -131,11 +131,7 @@ mod tests {
                 "done_ids[0]: must be a UUID".to_owned(),
             ),
         ];
-        for (err, code, message) in cases {
-            let status = Status::from(err);
-            assert_eq!(status.code(), code, "{message}");
-            assert_eq!(status.message(), message);
-        }
+        interlock_testkit::assert_maps_to_status(cases);
     }
 
     /// A database failure keeps the shared mapping: no SQL reaches the

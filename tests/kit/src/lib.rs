@@ -4,7 +4,7 @@
 //!   deadline, instead of sleeping and hoping; [`wait_for_refusal`] when
 //!   the signal is a call being refused.
 //! - [`status`]: [`assert_status`] — a call failed with this code, for
-//!   this reason.
+//!   this reason; [`assert_maps_to_status`] — an error enum's mapping table.
 //! - [`caller`]: [`Caller`] — who a request claims to be (the peer's SVID
 //!   as a sidecar forwards it, the user's bearer token, the client address
 //!   the edge reports), as a tonic interceptor.
@@ -22,5 +22,5 @@ pub mod wait;
 
 pub use account::{PASSWORD, login_request, register_and_login, register_request};
 pub use caller::{Caller, Client, PeerIdentity};
-pub use status::assert_status;
+pub use status::{assert_maps_to_status, assert_status};
 pub use wait::{Patience, wait_for_refusal, wait_until};

@@ -24,6 +24,23 @@ pub fn assert_status<T: std::fmt::Debug>(
     }
 }
 
+/// Asserts each error of a service's error enum becomes a status with
+/// exactly this code and message: the table every service tests its
+/// mapping against.
+#[track_caller]
+pub fn assert_maps_to_status<E, M>(cases: impl IntoIterator<Item = (E, Code, M)>)
+where
+    Status: From<E>,
+    M: AsRef<str>,
+{
+    for (err, code, message) in cases {
+        let status = Status::from(err);
+        let message = message.as_ref();
+        assert_eq!(status.code(), code, "{message}");
+        assert_eq!(status.message(), message);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +65,17 @@ mod tests {
             Code::Unauthenticated,
             "revoked",
         );
+    }
+
+    /// A mapping table passes only when code and message both match.
+    #[test]
+    #[should_panic(expected = "left: \"user gone\"")]
+    fn a_mapping_with_another_message_fails() {
+        assert_maps_to_status([(
+            Status::not_found("user gone"),
+            Code::NotFound,
+            "user not found",
+        )]);
     }
 
     /// A success where a refusal was expected is a failure.

@@ -11,7 +11,7 @@ use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::auth::v1::*;
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_testkit::{login_request as login_req, register_request as register_req};
+use interlock_testkit::{PASSWORD, login_request as login_req, register_request as register_req};
 use tonic::Code;
 
 use crate::assert_status;
@@ -22,29 +22,43 @@ fn edge(s: &Stack) -> AuthServiceClient<services::Client> {
     AuthServiceClient::new(Caller::peer(&s.pki, "edge").to(s.auth()))
 }
 
+/// Registers `login` with the kit's password; `what` names the step in a
+/// failure. Returns the new user's id.
+async fn register(
+    auth: &mut AuthServiceClient<services::Client>,
+    login: &str,
+    what: &str,
+) -> String {
+    auth.register(register_req(login))
+        .await
+        .unwrap_or_else(|s| panic!("{what}: {s:?}"))
+        .into_inner()
+        .user_id
+}
+
+/// Logs `who` (login or email) in with the kit's password; `what` names
+/// the step in a failure.
+async fn log_in(
+    auth: &mut AuthServiceClient<services::Client>,
+    who: &str,
+    what: &str,
+) -> TokenPair {
+    auth.login(login_req(who, PASSWORD))
+        .await
+        .unwrap_or_else(|s| panic!("{what}: {s:?}"))
+        .into_inner()
+}
+
 /// Register -> login (by login and by email) -> GetMe through users with the
 /// token auth issued, roles included.
 #[tokio::test]
 async fn register_then_login_then_get_me_with_default_roles() {
     let s = Stack::with_auth().await;
     let mut auth = edge(&s);
-    let user_id = auth
-        .register(register_req("grace"))
-        .await
-        .expect("register")
-        .into_inner()
-        .user_id;
+    let user_id = register(&mut auth, "grace", "register").await;
 
-    let by_login = auth
-        .login(login_req("grace", "correct horse battery"))
-        .await
-        .expect("login")
-        .into_inner();
-    let by_email = auth
-        .login(login_req("GRACE@example.com", "correct horse battery"))
-        .await
-        .expect("email")
-        .into_inner();
+    let by_login = log_in(&mut auth, "grace", "login").await;
+    let by_email = log_in(&mut auth, "GRACE@example.com", "email").await;
     assert_eq!(by_login.user_id, user_id);
     assert_eq!(by_email.user_id, user_id);
     assert_ne!(
@@ -71,17 +85,8 @@ async fn register_then_login_then_get_me_with_default_roles() {
 async fn access_token_claims_and_jwks() {
     let s = Stack::with_auth().await;
     let mut auth = edge(&s);
-    let user_id = auth
-        .register(register_req("claims"))
-        .await
-        .expect("register")
-        .into_inner()
-        .user_id;
-    let pair = auth
-        .login(login_req("claims", "correct horse battery"))
-        .await
-        .expect("login")
-        .into_inner();
+    let user_id = register(&mut auth, "claims", "register").await;
+    let pair = log_in(&mut auth, "claims", "login").await;
     let header = jsonwebtoken::decode_header(&pair.access_token).expect("header");
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     let kid = header.kid.expect("kid");
@@ -115,11 +120,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     auth.register(register_req("rotor"))
         .await
         .expect("register");
-    let first = auth
-        .login(login_req("rotor", "correct horse battery"))
-        .await
-        .expect("login")
-        .into_inner();
+    let first = log_in(&mut auth, "rotor", "login").await;
     let second = auth
         .refresh(RefreshRequest {
             refresh_token: first.refresh_token.clone(),
@@ -181,11 +182,7 @@ async fn logout_ends_the_session() {
     auth.register(register_req("leaver"))
         .await
         .expect("register");
-    let pair = auth
-        .login(login_req("leaver", "correct horse battery"))
-        .await
-        .expect("login")
-        .into_inner();
+    let pair = log_in(&mut auth, "leaver", "login").await;
     assert_status(
         auth.logout(LogoutRequest {}).await,
         Code::Unauthenticated,
@@ -255,12 +252,7 @@ async fn register_validates_and_refuses_duplicates() {
     for (req, msg) in cases {
         assert_status(auth.register(req).await, Code::InvalidArgument, msg);
     }
-    let id = auth
-        .register(register_req("dup"))
-        .await
-        .expect("first")
-        .into_inner()
-        .user_id;
+    let id = register(&mut auth, "dup", "first").await;
     assert_status(
         auth.register(register_req("dup")).await,
         Code::AlreadyExists,
@@ -319,19 +311,10 @@ async fn failed_registration_is_compensated_and_can_be_retried() {
         "invalid login",
     );
 
-    let id = auth
-        .register(register_req("phoenix"))
-        .await
-        .expect("retry succeeds")
-        .into_inner()
-        .user_id;
+    let id = register(&mut auth, "phoenix", "retry succeeds").await;
     // The retry resumed the same registration to the end: it logs in, and
     // users serves the profile with the default roles.
-    let pair = auth
-        .login(login_req("phoenix", "correct horse battery"))
-        .await
-        .expect("login after the retry")
-        .into_inner();
+    let pair = log_in(&mut auth, "phoenix", "login after the retry").await;
     assert_eq!(pair.user_id, id);
     let me = UsersServiceClient::new(Caller::user(&s.pki, &pair.access_token).to(s.users))
         .get_me(GetMeRequest {})

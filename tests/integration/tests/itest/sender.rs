@@ -26,6 +26,45 @@ async fn notify(s: &Stack, text: &str, to: &[Uuid]) -> String {
         .id
 }
 
+/// One user with one device whose every push takes `delay_ms`, and
+/// `count` notifications to them: a batch that is still mid-flight when a
+/// test stops or kills the sender.
+async fn slow_batch(
+    s: &Stack,
+    fcm: &interlock_fcm_local::FcmLocal,
+    delay_ms: u64,
+    count: usize,
+) -> Vec<String> {
+    let user = Uuid::new_v4();
+    s.register_device(user, "tok-slow").await;
+    fcm.script(
+        "tok-slow",
+        (0..count * 4)
+            .map(|_| Fault::Delay { ms: delay_ms })
+            .collect(),
+    );
+    let mut ids = Vec::new();
+    for i in 0..count {
+        ids.push(notify(s, &format!("n{i}"), &[user]).await);
+    }
+    ids
+}
+
+/// Waits until the local FCM server has received at least `n` messages.
+async fn pushes_received(fcm: &interlock_fcm_local::FcmLocal, n: usize) {
+    wait_until("pushes reach FCM", Patience::secs(20), || {
+        let delivered = fcm.received().len();
+        async move {
+            if delivered >= n {
+                Ok(())
+            } else {
+                Err(delivered)
+            }
+        }
+    })
+    .await;
+}
+
 async fn report(s: &Stack, id: &str) -> DeliveryReport {
     NotificationsInternalClient::new(s.as_peer("auth").to(s.notifications))
         .get_delivery_report(GetDeliveryReportRequest { id: id.into() })
@@ -247,29 +286,10 @@ async fn an_access_token_fcm_refuses_is_replaced() {
 async fn a_sender_killed_mid_batch_loses_no_notification() {
     let s = Stack::with_test_tokens().await;
     let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
-    let user = Uuid::new_v4();
-    s.register_device(user, "tok-slow").await;
     // Each send takes a while, so the batch is mid-flight when we kill it.
-    fcm.script(
-        "tok-slow",
-        (0..30).map(|_| Fault::Delay { ms: 150 }).collect(),
-    );
-    let mut ids = Vec::new();
-    for i in 0..8 {
-        ids.push(notify(&s, &format!("n{i}"), &[user]).await);
-    }
+    let ids = slow_batch(&s, &fcm, 150, 8).await;
     let first = start_sender(&s, addr, "sender-doomed", |c| c.max_concurrency = 1).await;
-    wait_until("the first sender delivers", Patience::secs(20), || {
-        let delivered = fcm.received().len();
-        async move {
-            if delivered >= 2 {
-                Ok(())
-            } else {
-                Err(delivered)
-            }
-        }
-    })
-    .await;
+    pushes_received(&fcm, 2).await;
     first.crash();
     let delivered_before = fcm.received().len();
     assert!(delivered_before < ids.len(), "killed mid-batch");
@@ -338,28 +358,9 @@ async fn two_senders_never_deliver_twice_to_a_device() {
 async fn graceful_stop_releases_unstarted_claims() {
     let s = Stack::with_test_tokens().await;
     let (fcm, addr) = start_fcm(Duration::from_secs(3600)).await;
-    let user = Uuid::new_v4();
-    s.register_device(user, "tok-slow").await;
-    fcm.script(
-        "tok-slow",
-        (0..10).map(|_| Fault::Delay { ms: 300 }).collect(),
-    );
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        ids.push(notify(&s, &format!("n{i}"), &[user]).await);
-    }
+    let ids = slow_batch(&s, &fcm, 300, 5).await;
     let sender = start_sender(&s, addr, "sender-polite", |c| c.lease_secs = 600).await;
-    wait_until("the sender starts delivering", Patience::secs(20), || {
-        let delivered = fcm.received().len();
-        async move {
-            if delivered > 0 {
-                Ok(())
-            } else {
-                Err(delivered)
-            }
-        }
-    })
-    .await;
+    pushes_received(&fcm, 1).await;
     sender.stop().await;
     let pool = sqlx::PgPool::connect(&s.notifications_db.url)
         .await
