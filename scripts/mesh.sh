@@ -97,7 +97,7 @@ session() {
 
 Interlock is up. Try it through the edge with grpcurl:
 
-  G="grpcurl -cacert $MESH_EDGE_CA"
+  G="$TOOLS_DIR/bin/grpcurl -cacert $MESH_EDGE_CA"
   \$G localhost:$MESH_EDGE_PORT list
   \$G -d '{"login":"$login","email":"$login@example.com","password":"correct horse battery","first_name":"Ada","last_name":"Lovelace"}' \\
       localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Register
@@ -121,8 +121,10 @@ up() {
   fi
   users
   install_binaries
+  # INTERLOCK_TRACE_SAMPLING (0.0 to 1.0) overrides the topology's ratio.
   "$MESH_BIN_DIR/interlock-mesh" generate --run-dir "$MESH_RUN_DIR" --bin-dir "$MESH_BIN_DIR" \
-    --pg-admin-url "$(bash scripts/postgres.sh url)"
+    --pg-admin-url "$(bash scripts/postgres.sh url)" \
+    ${INTERLOCK_TRACE_SAMPLING:+--sampling-ratio "$INTERLOCK_TRACE_SAMPLING"}
   log "starting the mesh (process-compose, API on $MESH_CONTROL_SOCKET)"
   pc up --config "$MESH_PROCESS_COMPOSE" --tui=false --detached >/dev/null
   wait_ready

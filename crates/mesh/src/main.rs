@@ -2,7 +2,7 @@
 //! tells scripts the mesh's facts, and probes a service's health.
 //!
 //! ```text
-//! interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL
+//! interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL [--sampling-ratio R]
 //! interlock-mesh render [--write|--check]
 //! interlock-mesh env [--target local|compose] [--run-dir DIR] [--bin-dir DIR]
 //! interlock-mesh secrets --out DIR
@@ -19,7 +19,7 @@ use interlock_mesh::setup::{self, write_private};
 use interlock_mesh::topology::repository_mesh;
 use interlock_mesh::{Mesh, envoy, orchestrator, render, secrets, services, spire};
 
-const USAGE: &str = "usage: interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL
+const USAGE: &str = "usage: interlock-mesh generate --run-dir DIR --bin-dir DIR --pg-admin-url URL [--sampling-ratio R]
        interlock-mesh render [--write|--check]   (`compose` is the old name)
        interlock-mesh env [--target local|compose] [--run-dir DIR] [--bin-dir DIR]
        interlock-mesh secrets --out DIR          (compose's secrets)
@@ -83,7 +83,18 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
     let run_dir = PathBuf::from(required(args, "--run-dir")?);
     let bin_dir = PathBuf::from(required(args, "--bin-dir")?);
     let admin_url = required(args, "--pg-admin-url")?;
-    let mesh = repository_mesh(&run_dir, &bin_dir)?;
+    let mut mesh = repository_mesh(&run_dir, &bin_dir)?;
+    // The bench runs the mesh at more than one ratio (scripts/bench.sh).
+    if let Some(ratio) = flag(args, "--sampling-ratio") {
+        let ratio: f64 = ratio
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--sampling-ratio {ratio:?}: not a number"))?;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&ratio),
+            "--sampling-ratio {ratio}: must be 0.0 to 1.0"
+        );
+        mesh.topology.tracing.sampling_ratio = ratio;
+    }
 
     dir(&run_dir, 0o755, None)?;
     dir(&mesh.log_dir(), 0o755, None)?;

@@ -81,8 +81,11 @@ pub struct PasswordsConfig {
     pub bcrypt_cost: u32,
 }
 
+/// The bcrypt cost when the configuration names none.
+pub const DEFAULT_BCRYPT_COST: u32 = 12;
+
 fn default_cost() -> u32 {
-    12
+    DEFAULT_BCRYPT_COST
 }
 
 /// `[throttle]`: limits on the public paths that run bcrypt.

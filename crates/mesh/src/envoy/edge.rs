@@ -32,11 +32,11 @@ pub(super) const EDGE_TLS12_CIPHERS: &[&str] = &[
 /// windows and streams, no header names with underscores, normalised
 /// paths. Clients cannot smuggle an XFCC in; the client address is
 /// reported to services for throttling.
-fn edge_connection_manager() -> Value {
+fn edge_connection_manager(mesh: &Mesh) -> Value {
     json!({
         "forward_client_cert_details": "SANITIZE",
         "use_remote_address": true,
-        "tracing": tracing("edge"),
+        "tracing": tracing(mesh, "edge"),
         "request_headers_timeout": "10s",
         "stream_idle_timeout": "60s",
         "request_timeout": "60s",
@@ -289,7 +289,7 @@ pub fn edge(mesh: &Mesh) -> Value {
                         "edge",
                         routes,
                         vec![local_rate_limit(), jwt, router()],
-                        edge_connection_manager(),
+                        edge_connection_manager(mesh),
                     )]
                 }]
             }]

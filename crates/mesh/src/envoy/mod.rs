@@ -159,9 +159,10 @@ fn peer_cluster(mesh: &Mesh, own_id: &str, module: &str) -> Value {
 }
 
 /// Envoy's OpenTelemetry tracer: spans of `service_name` to the collector,
-/// W3C trace context propagated; every request is sampled (the services'
-/// ratio applies to traces they start themselves).
-fn tracing(service_name: &str) -> Value {
+/// W3C trace context propagated. The edge starts most traces, so it samples
+/// at the mesh's ratio; a request that arrives with a trace context keeps
+/// its parent's decision (the sidecars and services follow the edge).
+fn tracing(mesh: &Mesh, service_name: &str) -> Value {
     json!({
         "provider": {
             "name": "envoy.tracers.opentelemetry",
@@ -171,7 +172,7 @@ fn tracing(service_name: &str) -> Value {
                 "service_name": service_name
             }
         },
-        "random_sampling": { "value": 100 },
+        "random_sampling": { "value": mesh.topology.tracing.sampling_ratio * 100.0 },
         "spawn_upstream_span": true
     })
 }
@@ -311,7 +312,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
                 inbound_routes,
                 vec![rbac, router()],
                 json!({
-                    "tracing": tracing(&format!("sidecar-{workload}")),
+                    "tracing": tracing(mesh, &format!("sidecar-{workload}")),
                     "forward_client_cert_details": "SANITIZE_SET",
                     "set_current_client_cert_details": { "uri": true, "cert": true, "chain": true },
                     // Also from this side: no connection outlives the
@@ -340,7 +341,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
             // SANITIZE (the default) drops any XFCC the service might send.
             "filters": [hcm("egress", egress_routes, vec![router()], json!({
                 "forward_client_cert_details": "SANITIZE",
-                "tracing": tracing(&format!("sidecar-{workload}"))
+                "tracing": tracing(mesh, &format!("sidecar-{workload}"))
             }))]
         }]
     });
