@@ -134,6 +134,50 @@ pub struct JwtVerifier {
     // Serialises fetches so a burst of unknown kids makes one request.
     fetch_lock: Mutex<()>,
     revocations: Option<Arc<Revocations>>,
+    verified: VerifiedCache,
+}
+
+/// At most this many verified tokens are remembered.
+const MAX_VERIFIED: usize = 10_000;
+
+/// Tokens whose signature and claims were verified, by the token itself,
+/// until they expire. An ES256 verification was the largest CPU cost of a
+/// call (40% of users' CPU in a GetMe profile, docs/benchmarks.md), and a
+/// client sends the same token for many calls. A hit is still refused once
+/// the token expires, once its key is no longer published, and once its
+/// session is revoked.
+#[derive(Default)]
+struct VerifiedCache(std::sync::Mutex<HashMap<String, (VerifiedToken, String)>>);
+
+impl VerifiedCache {
+    fn get(&self, token: &str) -> Option<(VerifiedToken, String)> {
+        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, verified: &VerifiedToken, kid: &str, now: i64) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_VERIFIED {
+            cache.retain(|_, (t, _)| t.expires_at >= now);
+            if cache.len() >= MAX_VERIFIED {
+                cache.clear();
+            }
+        }
+        cache.insert(token.to_owned(), (verified.clone(), kid.to_owned()));
+    }
+
+    fn remove(&self, token: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token);
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl JwtVerifier {
@@ -154,6 +198,7 @@ impl JwtVerifier {
             }),
             fetch_lock: Mutex::new(()),
             revocations: None,
+            verified: VerifiedCache::default(),
         }
     }
 
@@ -202,8 +247,43 @@ impl JwtVerifier {
         self.verify(token.trim()).await
     }
 
-    /// Verifies a compact JWT.
+    /// Verifies a compact JWT: from the cache of verified tokens when it
+    /// was verified before (expiry, key and revocation checked again).
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, JwtError> {
+        let now = unix_now();
+        if let Some((verified, kid)) = self.verified.get(token) {
+            if verified.expires_at + (self.options.leeway.as_secs() as i64) < now {
+                self.verified.remove(token);
+                return Err(JwtError::Expired);
+            }
+            // The key is still published (and the JWKS refreshed if stale).
+            if let Err(e) = self.key(&kid).await {
+                self.verified.remove(token);
+                return Err(e);
+            }
+            self.check_session(&verified)?;
+            return Ok(verified);
+        }
+        let (verified, kid) = self.verify_signed(token).await?;
+        self.verified.insert(token, &verified, &kid, now);
+        self.check_session(&verified)?;
+        Ok(verified)
+    }
+
+    /// Refuses a token whose session was revoked.
+    fn check_session(&self, token: &VerifiedToken) -> Result<(), JwtError> {
+        if self
+            .revocations
+            .as_ref()
+            .is_some_and(|r| r.is_revoked(&token.session_id))
+        {
+            return Err(JwtError::Revoked);
+        }
+        Ok(())
+    }
+
+    /// The signature and claims checks; the token and its key id.
+    async fn verify_signed(&self, token: &str) -> Result<(VerifiedToken, String), JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         if header.alg != ALGORITHM {
             return Err(JwtError::WrongAlgorithm(format!("{:?}", header.alg)));
@@ -229,19 +309,13 @@ impl JwtVerifier {
         let claims = data.claims;
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| JwtError::Invalid("sub"))?;
         let session_id = Uuid::parse_str(&claims.sid).map_err(|_| JwtError::Invalid("sid"))?;
-        if self
-            .revocations
-            .as_ref()
-            .is_some_and(|r| r.is_revoked(&session_id))
-        {
-            return Err(JwtError::Revoked);
-        }
-        Ok(VerifiedToken {
+        let verified = VerifiedToken {
             user_id,
             session_id,
             token_id: claims.jti,
             expires_at: claims.exp,
-        })
+        };
+        Ok((verified, kid))
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, JwtError> {
@@ -456,5 +530,80 @@ mod tests {
             Err(JwtError::KeysUnavailable)
         );
         assert_eq!(source.fetches(), 2);
+    }
+
+    /// A JWKS that can be emptied, as when auth withdraws a key.
+    struct Swappable(std::sync::Mutex<JwkSet>);
+
+    #[async_trait::async_trait]
+    impl JwksSource for Swappable {
+        async fn fetch(&self) -> Result<JwkSet, String> {
+            Ok(self.0.lock().expect("set").clone())
+        }
+    }
+
+    /// A key, its JWKS and a token it signed for a fresh session.
+    fn signed_token() -> (String, JwkSet) {
+        use p256::pkcs8::EncodePrivateKey;
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let key = jsonwebtoken::EncodingKey::from_ec_der(
+            secret.to_pkcs8_der().expect("pkcs8").as_bytes(),
+        );
+        let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, ALGORITHM).expect("jwk");
+        jwk.common.key_id = Some("k1".into());
+        let now = unix_now();
+        let claims = AccessClaims {
+            iss: "interlock-auth".into(),
+            aud: "interlock".into(),
+            sub: Uuid::new_v4().to_string(),
+            iat: now,
+            exp: now + 600,
+            jti: Uuid::new_v4().to_string(),
+            sid: Uuid::new_v4().to_string(),
+        };
+        let mut header = jsonwebtoken::Header::new(ALGORITHM);
+        header.kid = Some("k1".into());
+        let token = jsonwebtoken::encode(&header, &claims, &key).expect("sign");
+        (token, JwkSet { keys: vec![jwk] })
+    }
+
+    fn swappable_verifier(set: JwkSet) -> (Arc<Swappable>, JwtVerifier) {
+        let source = Arc::new(Swappable(std::sync::Mutex::new(set)));
+        let verifier = JwtVerifier::new(
+            source.clone(),
+            VerifierOptions {
+                issuer: "interlock-auth".into(),
+                audience: "interlock".into(),
+                leeway: Duration::from_secs(0),
+                min_refresh_interval: Duration::from_secs(0),
+                max_age: Duration::from_secs(300),
+            },
+        );
+        (source, verifier)
+    }
+
+    /// A token verified once is accepted again from the cache, and refused
+    /// as soon as its key is no longer published.
+    #[tokio::test]
+    async fn a_cached_token_is_refused_once_its_key_is_withdrawn() {
+        let (token, set) = signed_token();
+        let (source, verifier) = swappable_verifier(set);
+        let first = verifier.verify(&token).await.expect("verified");
+        assert_eq!(verifier.verify(&token).await, Ok(first), "from the cache");
+        *source.0.lock().expect("set") = JwkSet { keys: Vec::new() };
+        let_time_pass(&verifier, Duration::from_secs(300)).await;
+        assert_eq!(verifier.verify(&token).await, Err(JwtError::UnknownKey));
+    }
+
+    /// A cached token is refused once it expires.
+    #[tokio::test]
+    async fn a_cached_token_is_refused_once_expired() {
+        let (token, set) = signed_token();
+        let (_, verifier) = swappable_verifier(set);
+        verifier.verify(&token).await.expect("verified");
+        if let Some((t, _)) = verifier.verified.0.lock().expect("cache").get_mut(&token) {
+            t.expires_at = unix_now() - 1;
+        }
+        assert_eq!(verifier.verify(&token).await, Err(JwtError::Expired));
     }
 }

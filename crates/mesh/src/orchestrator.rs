@@ -5,9 +5,21 @@
 
 use serde_json::{Value, json};
 
-use crate::mesh::{GENERATOR_BINARY, Mesh};
+use crate::mesh::Mesh;
 
 const PROBE_FAILURES: u32 = 120;
+
+/// What Envoy's `main` logger prints once every cluster is initialised,
+/// SDS secrets (the SVID and bundle, which the listeners share) included;
+/// the listeners start the same instant. (The local mesh's `up` still waits
+/// for the edge's `/ready` over its admin socket.)
+const ENVOY_READY: &str = "all clusters initialized";
+
+/// Tokio worker threads per service. The local mesh runs a dozen busy
+/// processes on a machine of two cores; a service with one worker wakes no
+/// other thread to run a request, which measured as less CPU and a shorter
+/// tail than one worker per core (docs/benchmarks.md).
+const SERVICE_WORKERS: usize = 1;
 
 fn probe(action: Value) -> Value {
     let mut p = json!({
@@ -23,16 +35,12 @@ fn probe(action: Value) -> Value {
     p
 }
 
-fn exec_probe(command: String) -> Value {
-    probe(json!({ "exec": { "command": command } }))
-}
-
-/// Envoy's `/ready`, asked over its admin socket (root can open it).
-fn admin_probe(socket: &std::path::Path) -> Value {
-    exec_probe(format!(
-        "curl -sf --max-time 2 --unix-socket {} http://localhost/ready",
-        socket.display()
-    ))
+/// Ready once the process prints `line`: no probe runs after start-up. An
+/// exec probe each second per process forked a dozen programs at once every
+/// second for the life of the mesh, and that burst was the tail latency of
+/// every call (docs/benchmarks.md).
+fn log_line(line: &str) -> Value {
+    json!({ "ready_log_line": line })
 }
 
 fn http_probe(port: u16, path: &str) -> Value {
@@ -65,25 +73,37 @@ fn process(
         "availability": { "restart": restart, "backoff_seconds": 1, "max_restarts": 5 },
         "shutdown": { "signal": 15, "timeout_seconds": 10 }
     });
-    if let Some(r) = readiness {
-        p["readiness_probe"] = r;
+    match readiness {
+        Some(r) if r.get("ready_log_line").is_some() => {
+            p["ready_log_line"] = r["ready_log_line"].clone()
+        }
+        Some(r) => p["readiness_probe"] = r,
+        None => {}
     }
     p
 }
 
+/// Depends on `names` having printed their ready line (see [`log_line`]).
 fn healthy(names: &[&str]) -> Value {
     let map: serde_json::Map<String, Value> = names
         .iter()
-        .map(|n| ((*n).to_owned(), json!({ "condition": "process_healthy" })))
+        .map(|n| ((*n).to_owned(), json!({ "condition": "process_log_ready" })))
         .collect();
     Value::Object(map)
 }
 
 /// Hot restart is not used (process-compose restarts Envoy), so it is
 /// disabled: no shared-memory region that could collide between instances.
-fn envoy_command(mesh: &Mesh, config: &std::path::Path) -> String {
+///
+///
+/// A sidecar runs one worker thread (`Some(1)`): it proxies one service's
+/// calls, and on a small machine six Envoys with a worker per core each
+/// spend their time switching threads (docs/benchmarks.md). The edge
+/// (`None`) keeps Envoy's default of one per core.
+fn envoy_command(mesh: &Mesh, config: &std::path::Path, workers: Option<usize>) -> String {
+    let concurrency = workers.map_or(String::new(), |n| format!(" --concurrency {n}"));
     format!(
-        "{} -c {} --disable-hot-restart --log-level warn --drain-time-s 5",
+        "{} -c {}{concurrency} --disable-hot-restart --log-level warn --component-log-level main:info --drain-time-s 5",
         mesh.bin("envoy").display(),
         config.display()
     )
@@ -112,11 +132,7 @@ pub fn project(mesh: &Mesh) -> Value {
                 mesh.spire_file("server.conf").display()
             ),
             json!({}),
-            Some(exec_probe(format!(
-                "{} healthcheck -socketPath {}",
-                server.display(),
-                mesh.server_socket().display()
-            ))),
+            Some(log_line("Starting Server APIs")),
             "on_failure",
         ),
     );
@@ -146,11 +162,8 @@ pub fn project(mesh: &Mesh) -> Value {
                 token = mesh.join_token_file().display()
             ),
             json!({ "spire-bootstrap": { "condition": "process_completed_successfully" } }),
-            Some(exec_probe(format!(
-                "{} healthcheck -socketPath {}",
-                agent.display(),
-                mesh.agent_socket().display()
-            ))),
+            // After node attestation: the Workload and SDS APIs are up.
+            Some(log_line("Starting agent APIs")),
             "on_failure",
         ),
     );
@@ -195,10 +208,7 @@ pub fn project(mesh: &Mesh) -> Value {
                 mesh.fcm_control_socket().display()
             ),
             json!({}),
-            Some(exec_probe(format!(
-                "curl -sf --max-time 2 --unix-socket {} http://localhost/control/received",
-                mesh.fcm_control_socket().display()
-            ))),
+            Some(log_line("local FCM server listening")),
             "on_failure",
         ),
     );
@@ -210,9 +220,9 @@ pub fn project(mesh: &Mesh) -> Value {
             process(
                 mesh,
                 &sidecar,
-                as_user(w, &envoy_command(mesh, &mesh.envoy_config(w))),
+                as_user(w, &envoy_command(mesh, &mesh.envoy_config(w), Some(1))),
                 healthy(&["spire-agent"]),
-                Some(admin_probe(&mesh.admin_socket(w))),
+                Some(log_line(ENVOY_READY)),
                 "on_failure",
             ),
         );
@@ -221,17 +231,15 @@ pub fn project(mesh: &Mesh) -> Value {
             w,
             as_user(w, &mesh.bin(&mesh.workload(w).binary).display().to_string()),
             healthy(&["spire-agent", &sidecar]),
-            Some(exec_probe(format!(
-                "{} health {}",
-                mesh.bin(GENERATOR_BINARY).display(),
-                mesh.service_socket(w).display()
-            ))),
+            // Printed once bound, after the database and the peers it needs
+            // at start-up answered.
+            Some(log_line(&format!("{w} listening"))),
             "on_failure",
         );
-        p["environment"] = json!([format!(
-            "INTERLOCK_CONFIG={}",
-            mesh.service_config(w).display()
-        )]);
+        p["environment"] = json!([
+            format!("INTERLOCK_CONFIG={}", mesh.service_config(w).display()),
+            format!("TOKIO_WORKER_THREADS={SERVICE_WORKERS}"),
+        ]);
         processes.insert(w.to_owned(), p);
         ready_services.push(w.to_owned());
     }
@@ -243,9 +251,12 @@ pub fn project(mesh: &Mesh) -> Value {
         process(
             mesh,
             "edge",
-            as_user("edge", &envoy_command(mesh, &mesh.envoy_config("edge"))),
+            as_user(
+                "edge",
+                &envoy_command(mesh, &mesh.envoy_config("edge"), None),
+            ),
             healthy(&edge_deps),
-            Some(admin_probe(&mesh.admin_socket("edge"))),
+            Some(log_line(ENVOY_READY)),
             "on_failure",
         ),
     );
@@ -286,27 +297,28 @@ mod tests {
         );
         assert_eq!(
             cleanup["depends_on"]["spire-agent"]["condition"],
-            "process_healthy"
+            "process_log_ready"
         );
     }
 
-    /// Envoys are probed over their admin sockets, never a TCP port.
+    /// Readiness costs nothing once the mesh is up: every process but
+    /// Jaeger is ready when it prints its line (no probe forks a program
+    /// each second), and nothing is probed over TCP but Jaeger's health
+    /// endpoint.
     #[test]
-    fn envoy_readiness_uses_the_admin_socket() {
+    fn readiness_is_a_log_line_not_a_recurring_probe() {
         let mesh = repository_mesh(Path::new("/r"), Path::new("/r/bin")).unwrap();
         let project = project(&mesh);
-        let probe = project["processes"]["edge"]["readiness_probe"]["exec"]["command"]
-            .as_str()
-            .unwrap();
-        assert!(probe.contains(&format!(
-            "--unix-socket {}",
-            mesh.admin_socket("edge").display()
-        )));
+        let text = project.to_string();
+        assert!(!text.contains("\"exec\""), "no exec probe");
+        assert_eq!(text.matches("http_get").count(), 1, "only Jaeger");
+        assert_eq!(project["processes"]["edge"]["ready_log_line"], ENVOY_READY);
         assert_eq!(
-            project.to_string().matches("http_get").count(),
-            1,
-            "only Jaeger's health endpoint is probed over TCP"
+            project["processes"]["users"]["ready_log_line"],
+            "users listening"
         );
+        let edge = project["processes"]["edge"]["command"].as_str().unwrap();
+        assert!(edge.contains("--component-log-level main:info"), "{edge}");
     }
 
     /// The YAML reads back as the project (process-compose reads it with

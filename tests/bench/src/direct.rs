@@ -34,7 +34,7 @@ struct Served {
 }
 
 /// Connections to users, as many as the mesh run's edge sees.
-const CONNECTIONS: usize = 8;
+const CONNECTIONS: usize = 16;
 
 pub async fn run(plan: Plan, out: &Path) -> anyhow::Result<()> {
     let mut child = Command::new(std::env::current_exe()?)

@@ -28,8 +28,12 @@ use crate::load::{Outcome, closed_loop, code, open_loop};
 use crate::procs::RssWatch;
 use crate::report::{Fragment, Series};
 
-/// Connections to the edge, each from its own client address.
+/// Connections to the edge, each from its own client address. The public
+/// methods (Login, Refresh) spread over all of them; calls with a token
+/// (GetMe, ListMine, MarkReceived) over the first [`USER_CONNECTIONS`], as
+/// a few busy clients holding HTTP/2 connections would.
 const CONNECTIONS: usize = 192;
+const USER_CONNECTIONS: usize = 16;
 
 /// GetMe through the edge must hold this rate...
 pub const GETME_TARGET_RPS: f64 = 1000.0;
@@ -52,7 +56,7 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
             .with_token(&user.access_token)
             .over(ch.clone())
     };
-    let users: Vec<_> = channels
+    let users: Vec<_> = channels[..USER_CONNECTIONS]
         .iter()
         .map(|ch| UsersServiceClient::new(as_user(ch)))
         .collect();
@@ -75,6 +79,56 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
     refresh(&mut f, &plan, &channels).await;
     notifications(&mut f, &plan, &mesh, &channels, &as_user, &user.user_id).await?;
     f.write(out)
+}
+
+/// GetMe through the edge at `rate` for `duration`, printed.
+pub async fn probe(rate: f64, duration: Duration) -> anyhow::Result<()> {
+    let mesh = interlock_e2e::mesh();
+    let channels = channels(&mesh).await?;
+    let user = register_and_login(
+        Caller::default().over(channels[0].clone()),
+        &unique("probe"),
+    )
+    .await;
+    let users: Vec<_> = channels[..USER_CONNECTIONS]
+        .iter()
+        .map(|ch| {
+            UsersServiceClient::new(
+                Caller::default()
+                    .with_token(&user.access_token)
+                    .over(ch.clone()),
+            )
+        })
+        .collect();
+    let _ = getme(&users, 100.0, Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    let slow = Arc::new(Mutex::new(Vec::new()));
+    let out = open_loop(rate, duration, |i| {
+        let mut c = users[i as usize % users.len()].clone();
+        let slow = slow.clone();
+        async move {
+            let sent = Instant::now();
+            let r = code(c.get_me(GetMeRequest {}).await);
+            if sent.elapsed() > Duration::from_millis(25) {
+                slow.lock()
+                    .expect("slow")
+                    .push(sent.duration_since(t0).as_millis() as u64);
+            }
+            r
+        }
+    })
+    .await;
+    println!("  {}", out.line("getme"));
+    let slow = slow.lock().expect("slow").clone();
+    let mut phase = [0u32; 10];
+    for ms in &slow {
+        phase[((ms % 1000) / 100) as usize] += 1;
+    }
+    println!(
+        "  {} calls over 25 ms; by 100 ms slice of each second: {phase:?}",
+        slow.len()
+    );
+    Ok(())
 }
 
 /// A unique login (the mesh's databases outlive a run).
@@ -373,7 +427,7 @@ async fn notifications(
             .id;
         ids.push(id);
     }
-    let clients: Vec<_> = channels
+    let clients: Vec<_> = channels[..USER_CONNECTIONS]
         .iter()
         .map(|ch| NotificationsServiceClient::new(as_user(ch)))
         .collect();

@@ -7,6 +7,8 @@
 //!   against raw bcrypt, Refresh, ListMine, MarkReceived, memory).
 //! - `direct [--quick] --out F`: the same GetMe served by the same service
 //!   code with no Envoy anywhere (the baseline of the mesh overhead).
+//! - `probe --rate R --seconds S`: GetMe through the edge at one rate, for
+//!   profiling (`perf record -p <pid>` while it runs).
 //! - `serve-direct`: the child process `direct` starts: users and roles on
 //!   plain TCP, the peer check satisfied as the integration tests do.
 //!
@@ -77,6 +79,8 @@ struct Args {
     quick: bool,
     phase: String,
     out: Option<PathBuf>,
+    rate: f64,
+    seconds: u64,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -87,12 +91,16 @@ fn args() -> anyhow::Result<Args> {
         quick: false,
         phase: String::new(),
         out: None,
+        rate: 1000.0,
+        seconds: 20,
     };
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
             "--phase" => args.phase = it.next().context("--phase needs a name")?,
             "--out" => args.out = Some(it.next().context("--out needs a file")?.into()),
+            "--rate" => args.rate = it.next().context("--rate needs a number")?.parse()?,
+            "--seconds" => args.seconds = it.next().context("--seconds needs a number")?.parse()?,
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -107,9 +115,10 @@ async fn main() -> anyhow::Result<()> {
     match args.command.as_str() {
         "mesh" => edge::run(plan, &args.phase, &out()?).await,
         "direct" => direct::run(plan, &out()?).await,
+        "probe" => edge::probe(args.rate, Duration::from_secs(args.seconds)).await,
         "serve-direct" => direct::serve().await,
         _ => bail!(
-            "usage: interlock-bench mesh|direct [--quick] [--phase NAME] --out FILE | serve-direct"
+            "usage: interlock-bench mesh|direct [--quick] [--phase NAME] --out FILE\n       interlock-bench probe [--rate R] [--seconds S] | serve-direct"
         ),
     }
 }

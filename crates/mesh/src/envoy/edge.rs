@@ -234,6 +234,9 @@ pub fn edge(mesh: &Mesh) -> Value {
                     "issuer": interlock_common::settings::default_issuer(),
                     "audiences": [interlock_common::settings::default_audience()],
                     "forward": true,
+                    // Verified tokens are remembered (until they expire):
+                    // a client sends one token for many calls.
+                    "jwt_cache_config": { "jwt_cache_size": 10000 },
                     "from_headers": [{ "name": "authorization", "value_prefix": "Bearer " }],
                     "remote_jwks": {
                         "http_uri": {
