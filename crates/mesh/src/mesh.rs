@@ -170,6 +170,14 @@ impl Mesh {
         }
     }
 
+    /// How often this target's SPIRE agent syncs with the server.
+    pub fn agent_sync_interval_secs(&self) -> u32 {
+        match self.target {
+            Target::Local => self.topology.targets.local.agent_sync_interval_secs,
+            Target::Compose => self.topology.targets.compose.agent_sync_interval_secs,
+        }
+    }
+
     pub fn log_format(&self) -> &str {
         match self.target {
             Target::Local => &self.topology.targets.local.log_format,

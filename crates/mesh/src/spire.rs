@@ -33,6 +33,11 @@ server {{
     country = ["XX"]
     organization = ["Interlock"]
   }}
+  # Entries made by the bootstrap reach agents after the next reload of
+  # the server's entry cache; the same pace as the agent's sync.
+  experimental {{
+    cache_reload_interval = "{sync}s"
+  }}
 }}
 
 plugins {{
@@ -59,6 +64,7 @@ plugins {{
         td = mesh.policy.trust_domain(),
         data = data.display(),
         ttl = mesh.svid_ttl_secs(),
+        sync = mesh.agent_sync_interval_secs(),
     )
 }
 
@@ -71,7 +77,11 @@ pub fn agent_conf(mesh: &Mesh) -> String {
         // attested by Unix user and binary path.
         Target::Local => (
             String::new(),
-            "WorkloadAttestor \"unix\" {\n    plugin_data {\n      discover_workload_path = true\n    }\n  }",
+            // Entries select by user and path (root-owned binaries in a
+            // root-owned directory); a negative size limit stops the
+            // attestor hashing each binary on every attestation (100 MB
+            // for each Envoy, the bulk of the mesh's start-up).
+            "WorkloadAttestor \"unix\" {\n    plugin_data {\n      discover_workload_path = true\n      workload_size_limit = -1\n    }\n  }",
         ),
         // In compose by container label.
         Target::Compose => (
@@ -92,6 +102,9 @@ agent {{
   socket_path = "{socket}"
   trust_bundle_path = "{bundle}"
 {join_token}  trust_domain = "{td}"
+  experimental {{
+    sync_interval = "{sync}s"
+  }}
 }}
 
 plugins {{
@@ -114,6 +127,7 @@ plugins {{
         socket = mesh.agent_socket().display(),
         bundle = mesh.agent_bundle().display(),
         td = mesh.policy.trust_domain(),
+        sync = mesh.agent_sync_interval_secs(),
     )
 }
 

@@ -82,6 +82,8 @@ pub struct Targets {
 pub struct LocalTarget {
     pub x509_svid_ttl_secs: u32,
     pub log_format: String,
+    /// How often the SPIRE agent syncs entries and SVIDs with the server.
+    pub agent_sync_interval_secs: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +91,8 @@ pub struct LocalTarget {
 pub struct ComposeTarget {
     pub x509_svid_ttl_secs: u32,
     pub log_format: String,
+    /// How often the SPIRE agent syncs entries and SVIDs with the server.
+    pub agent_sync_interval_secs: u32,
     /// Every service's listener, on loopback inside its network namespace.
     pub service_port: u16,
     /// Every sidecar's egress listener, on the same loopback.
