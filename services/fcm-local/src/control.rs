@@ -40,6 +40,12 @@ pub(crate) fn router() -> Router<FcmLocal> {
             }),
         )
         .route(
+            "/control/count",
+            get(|State(s): State<FcmLocal>| async move {
+                Json(json!({ "received": lock(&s.inner.received).len() }))
+            }),
+        )
+        .route(
             "/control/reset",
             post(|State(s): State<FcmLocal>| async move {
                 lock(&s.inner.received).clear();

@@ -16,7 +16,8 @@ use crate::service::Notifications;
 use crate::store;
 
 pub const MAX_TEXT: usize = 4096;
-pub const MAX_RECIPIENTS: usize = 1000;
+/// Recipients of one notification: a broadcast to a large group.
+pub const MAX_RECIPIENTS: usize = 10_000;
 /// The most ids (or results) one sender call may name.
 const MAX_IDS: usize = 1000;
 

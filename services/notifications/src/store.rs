@@ -278,21 +278,30 @@ pub async fn report(
         }
     };
     let mut reported = Reported::default();
+    let mut known = Vec::with_capacity(outcomes.len());
     for o in outcomes {
-        let Some(device) = devices.get(&o.device_id) else {
-            reported.skipped += 1;
-            continue;
-        };
-        record(&mut tx, o, device).await?;
-        reported.recorded += 1;
-        if o.status == Status::Unregistered {
-            reported.removed += sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")
-                .bind(o.device_id)
-                .bind(device.user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        match devices.get(&o.device_id) {
+            Some(device) => known.push((o, device)),
+            None => reported.skipped += 1,
         }
+    }
+    reported.recorded = known.len() as u64;
+    record(&mut tx, &known).await?;
+    let (gone, owners): (Vec<Uuid>, Vec<Uuid>) = known
+        .iter()
+        .filter(|(o, _)| o.status == Status::Unregistered)
+        .map(|(o, d)| (o.device_id, d.user_id))
+        .unzip();
+    if !gone.is_empty() {
+        reported.removed = sqlx::query(
+            "DELETE FROM devices WHERE (id, user_id) IN \
+             (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+        )
+        .bind(&gone)
+        .bind(&owners)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     }
     let pending: HashSet<Uuid> = to_push(&mut tx, &ids)
         .await?
@@ -364,22 +373,46 @@ async fn in_scope(
     Err(NotificationsError::OutOfScope(out_of_scope))
 }
 
-/// Stores one outcome; attempts add up over claims.
-async fn record(conn: &mut PgConnection, o: &Outcome, device: &Reachable) -> Result<()> {
+/// Stores the outcomes in one statement (a fan-out's report is thousands
+/// of rows); attempts add up over claims. A device named twice in one
+/// report counts once, with its attempts summed and its last status.
+async fn record(conn: &mut PgConnection, known: &[(&Outcome, &Reachable)]) -> Result<()> {
+    if known.is_empty() {
+        return Ok(());
+    }
+    let mut at: HashMap<(Uuid, Uuid), usize> = HashMap::with_capacity(known.len());
+    let mut rows: Vec<(&Outcome, &Reachable, i32)> = Vec::with_capacity(known.len());
+    for (o, d) in known {
+        match at.get(&(o.notification_id, o.device_id)) {
+            Some(&i) => {
+                let attempts = rows[i].2 + o.attempts;
+                rows[i] = (o, d, attempts);
+            }
+            None => {
+                at.insert((o.notification_id, o.device_id), rows.len());
+                rows.push((o, d, o.attempts));
+            }
+        }
+    }
     sqlx::query(
         "INSERT INTO deliveries (notification_id, device_id, user_id, token_hint, status, error_code, attempts)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
+                              $5::delivery_status[], $6::text[], $7::int4[])
          ON CONFLICT (notification_id, device_id) DO UPDATE
              SET status = EXCLUDED.status, error_code = EXCLUDED.error_code,
                  attempts = deliveries.attempts + EXCLUDED.attempts, updated_at = now()",
     )
-    .bind(o.notification_id)
-    .bind(o.device_id)
-    .bind(device.user_id)
-    .bind(delivery::token_hint(&device.fcm_token))
-    .bind(o.status)
-    .bind(&o.error_code)
-    .bind(o.attempts)
+    .bind(rows.iter().map(|r| r.0.notification_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.0.device_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.user_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| delivery::token_hint(&r.1.fcm_token))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.0.status).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.0.error_code.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
     Ok(())

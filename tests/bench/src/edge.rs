@@ -3,7 +3,7 @@
 //! addresses.
 //!
 //! The edge limits public methods (Register, Login, Refresh) per client
-//! address, so the load comes from many loopback addresses (127.1.x.y), as
+//! address, so the load comes from many loopback addresses (127.B.x.y), as
 //! it would from many clients; each connection keeps one address.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -139,16 +139,19 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-/// The `i`th client address: 127.1.0.1, 127.1.0.2, ...
-fn source(i: usize) -> IpAddr {
+/// The `i`th client address of a run: 127.B.x.y with B chosen per run, so
+/// that auth's per-address registration limit (30 in its window) is not
+/// spent by earlier runs.
+fn source(run: u8, i: usize) -> IpAddr {
     let n = i + 1;
-    IpAddr::V4(Ipv4Addr::new(127, 1, (n / 256) as u8, (n % 256) as u8))
+    IpAddr::V4(Ipv4Addr::new(127, run, (n / 256) as u8, (n % 256) as u8))
 }
 
 async fn channels(mesh: &Mesh) -> anyhow::Result<Vec<Channel>> {
+    let run = 2 + uuid::Uuid::new_v4().as_bytes()[0] % 250;
     let mut channels = Vec::with_capacity(CONNECTIONS);
     for i in 0..CONNECTIONS {
-        channels.push(interlock_e2e::edge_channel_from(mesh, source(i)).await);
+        channels.push(interlock_e2e::edge_channel_from(mesh, source(run, i)).await);
     }
     Ok(channels)
 }
@@ -276,8 +279,8 @@ async fn login(f: &mut Fragment, plan: &Plan, channels: &[Channel]) -> anyhow::R
     let raw = raw_bcrypt_rate(cost, cores, plan.scenario).await;
     println!("  raw bcrypt verify at cost {cost} on {cores} threads: {raw:.1}/s");
     let logins: Vec<String> = (0..cores * 2).map(|_| unique("blogin")).collect();
-    for l in &logins {
-        register_and_login(Caller::default().over(channels[1].clone()), l).await;
+    for (i, l) in logins.iter().enumerate() {
+        register_and_login(Caller::default().over(channels[1 + i].clone()), l).await;
     }
     let channels = channels.to_vec();
     let logins = Arc::new(logins);
@@ -465,5 +468,5 @@ async fn notifications(
             .target("< 50")
             .note(format!("errors {:?}", out.errors));
     }
-    Ok(())
+    crate::fanout::run(f, plan, mesh, &mut internal).await
 }

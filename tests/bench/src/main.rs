@@ -13,10 +13,12 @@
 //!   plain TCP, the peer check satisfied as the integration tests do.
 //!
 //! Modules: [`load`] (open- and closed-loop generator), [`report`] (the
-//! figures), [`edge`] (the mesh scenarios), [`direct`], [`procs`] (RSS).
+//! figures), [`edge`] (the mesh scenarios), [`fanout`] (push fan-out),
+//! [`direct`], [`procs`] (RSS).
 
 mod direct;
 mod edge;
+mod fanout;
 mod load;
 mod procs;
 mod report;
