@@ -77,7 +77,11 @@ pub async fn run(
         .map_err(anyhow::Error::msg)
     };
     let count = control("/control/count")?;
-    let before = count.get::<Count>().await.map_err(anyhow::Error::msg)?.received;
+    let before = count
+        .get::<Count>()
+        .await
+        .map_err(anyhow::Error::msg)?
+        .received;
     let start = Instant::now();
     let id = internal
         .create(CreateRequest {
@@ -91,7 +95,11 @@ pub async fn run(
         .id;
     let created = start.elapsed();
     loop {
-        let now = count.get::<Count>().await.map_err(anyhow::Error::msg)?.received;
+        let now = count
+            .get::<Count>()
+            .await
+            .map_err(anyhow::Error::msg)?
+            .received;
         if now - before >= n {
             break;
         }
@@ -120,18 +128,33 @@ pub async fn run(
         per_device.len()
     );
     let scenario = format!("Push fan-out (1 notification, {n} recipients)");
-    f.row(&scenario, "deliveries/s, Create to the last push accepted", rate, "push/s")
-        .target(">= 10000")
-        .baseline(FCM_QUOTA_PER_SEC, "FCM's quota per project")
-        .note(format!(
-            "{n} in {:.2} s; Create took {:.0} ms",
-            took.as_secs_f64(),
-            created.as_secs_f64() * 1000.0
-        ));
-    f.row(&scenario, "devices that got the notification twice", twice as f64, "devices")
-        .target("= 0");
-    f.row(&scenario, "devices never reached", (n - per_device.len()) as f64, "devices")
-        .target("= 0");
+    f.row(
+        &scenario,
+        "deliveries/s, Create to the last push accepted",
+        rate,
+        "push/s",
+    )
+    .target(">= 10000")
+    .baseline(FCM_QUOTA_PER_SEC, "FCM's quota per project")
+    .note(format!(
+        "{n} in {:.2} s; Create took {:.0} ms",
+        took.as_secs_f64(),
+        created.as_secs_f64() * 1000.0
+    ));
+    f.row(
+        &scenario,
+        "devices that got the notification twice",
+        twice as f64,
+        "devices",
+    )
+    .target("= 0");
+    f.row(
+        &scenario,
+        "devices never reached",
+        (n - per_device.len()) as f64,
+        "devices",
+    )
+    .target("= 0");
     sqlx::query("DELETE FROM devices WHERE fcm_token LIKE $1")
         .bind(format!("{prefix}-%"))
         .execute(&pool)
@@ -147,6 +170,9 @@ async fn notifications_db() -> anyhow::Result<sqlx::PgPool> {
         .rsplit_once('/')
         .map(|(b, _)| b)
         .context("superuser URL")?;
-    let url = format!("{base}/{}", interlock_mesh::mesh::database_name("notifications"));
+    let url = format!(
+        "{base}/{}",
+        interlock_mesh::mesh::database_name("notifications")
+    );
     Ok(sqlx::PgPool::connect(&url).await?)
 }
