@@ -7,7 +7,11 @@
 #      checked to be what the topology generates;
 #   3. the local mesh brought up (scripts/mesh.sh up: SPIRE, Envoy, the
 #      services as their own Unix users) and the end-to-end tests in
-#      tests/e2e run against it through the edge; the mesh is stopped after.
+#      tests/e2e run against it through the edge;
+#   4. the benchmark suite in its quick form (scripts/bench.sh --quick: a
+#      few seconds per scenario, figures printed, never judged), so it
+#      cannot rot; skipped when a test filter is given. The mesh is stopped
+#      after.
 # Extra arguments go to both cargo test runs (e.g. a test name filter).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -31,3 +35,8 @@ trap 'bash scripts/mesh.sh down || true' EXIT
 bash scripts/mesh.sh up
 # Selecting the workspace keeps the feature set (and the build) shared.
 cargo test --workspace --locked --test e2e "$@" -- --nocapture
+
+if [ $# -eq 0 ]; then
+  log "the benchmark suite, quick (figures only)"
+  bash scripts/bench.sh --quick
+fi
