@@ -21,6 +21,9 @@ use crate::domain::{AssignmentQuery, RoleName};
 use crate::error::RolesError;
 use crate::store::{self, Removed, Revoked};
 
+/// The most users one BatchGetRoles may name.
+const MAX_BATCH: usize = 1000;
+
 pub struct RolesState {
     pub pool: PgPool,
     pub default_roles: Vec<String>,
@@ -180,6 +183,28 @@ impl RolesInternal for Roles {
         let user_id = validate::uuid("user_id", &req.get_ref().user_id)?;
         let roles = self.roles_of(user_id).await?;
         Ok(Response::new(GetRolesResponse { roles }))
+    }
+
+    async fn batch_get_roles(
+        &self,
+        req: Request<BatchGetRolesRequest>,
+    ) -> Result<Response<BatchGetRolesResponse>, Status> {
+        // Validated, duplicates dropped in the order asked.
+        let ids = validate::uuid_list("user_ids", &req.get_ref().user_ids, MAX_BATCH)?;
+        let mut known = store::roles_of_many(&self.0.pool, &ids)
+            .await
+            .map_err(RolesError::from)?;
+        let mut out = BatchGetRolesResponse::default();
+        for id in ids {
+            match known.remove(&id) {
+                Some(roles) => out.users.push(UserRoles {
+                    user_id: id.to_string(),
+                    roles,
+                }),
+                None => out.unknown.push(id.to_string()),
+            }
+        }
+        Ok(Response::new(out))
     }
 
     async fn assign_default_roles(

@@ -25,18 +25,36 @@ pub async fn subject_exists(pool: &PgPool, user_id: Uuid) -> sqlx::Result<bool> 
         .is_some())
 }
 
-/// The user's roles, sorted; `None` for an unknown user.
+/// The user's roles, sorted; `None` for an unknown user. One round trip:
+/// GetMe asks this on every call.
 #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn roles_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Vec<String>>> {
-    if !subject_exists(pool, user_id).await? {
-        return Ok(None);
-    }
-    let roles =
-        sqlx::query_scalar("SELECT role FROM role_assignments WHERE user_id = $1 ORDER BY role")
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?;
-    Ok(Some(roles))
+    let (known, roles): (bool, Vec<String>) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM subjects WHERE user_id = $1),
+                ARRAY(SELECT role FROM role_assignments WHERE user_id = $1 ORDER BY role)",
+    )
+    .bind(user_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(known.then_some(roles))
+}
+
+/// The roles of each of `ids` that is known (sorted), in one query; the
+/// unknown ones are absent.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql", users = ids.len()))]
+pub async fn roles_of_many(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> sqlx::Result<std::collections::HashMap<Uuid, Vec<String>>> {
+    let rows: Vec<(Uuid, Vec<String>)> = sqlx::query_as(
+        "SELECT s.user_id,
+                ARRAY(SELECT role FROM role_assignments a WHERE a.user_id = s.user_id ORDER BY role)
+         FROM subjects s WHERE s.user_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Records the user and grants `roles`, idempotently, in one transaction.

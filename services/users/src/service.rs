@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use interlock_common::client::PeerChannel;
 use interlock_common::{ApiError, context, timestamp, validate};
-use interlock_proto::roles::v1::GetRolesRequest;
 use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
+use interlock_proto::roles::v1::{BatchGetRolesRequest, GetRolesRequest};
 use interlock_proto::users::v1::users_internal_server::UsersInternal;
 use interlock_proto::users::v1::users_service_server::UsersService;
 use interlock_proto::users::v1::*;
@@ -55,6 +55,32 @@ impl Users {
         }
     }
 
+    /// The roles of every profile in one call to roles (a user roles does
+    /// not know has none, as in [`Self::roles`]).
+    async fn roles_of_many(
+        &self,
+        profiles: &[Profile],
+    ) -> Result<HashMap<Uuid, Vec<String>>, UsersError> {
+        if profiles.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let answer = self
+            .0
+            .roles
+            .clone()
+            .batch_get_roles(BatchGetRolesRequest {
+                user_ids: profiles.iter().map(|p| p.id.to_string()).collect(),
+            })
+            .await
+            .map_err(|s| ApiError::upstream("roles", s))?;
+        Ok(answer
+            .into_inner()
+            .users
+            .into_iter()
+            .filter_map(|u| Some((Uuid::parse_str(&u.user_id).ok()?, u.roles)))
+            .collect())
+    }
+
     async fn with_roles(&self, p: Profile) -> Result<User, UsersError> {
         let roles = self.roles(p.id).await?;
         Ok(to_proto(p, roles))
@@ -91,8 +117,14 @@ impl Users {
                 None => missing.push(id.to_string()),
             }
         }
-        let users =
-            futures::future::try_join_all(ordered.into_iter().map(|p| self.with_roles(p))).await?;
+        let mut roles = self.roles_of_many(&ordered).await?;
+        let users = ordered
+            .into_iter()
+            .map(|p| {
+                let r = roles.remove(&p.id).unwrap_or_default();
+                to_proto(p, r)
+            })
+            .collect();
         Ok(BatchGetUsersResponse { users, missing })
     }
 

@@ -75,6 +75,7 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
     }
     rss_rows(&mut f, &rss);
 
+    crate::batch::run(&mut f, &plan, &mesh, &channels).await?;
     login(&mut f, &plan, &channels).await?;
     refresh(&mut f, &plan, &channels).await;
     notifications(&mut f, &plan, &mesh, &channels, &as_user, &user.user_id).await?;
@@ -132,7 +133,7 @@ pub async fn probe(rate: f64, duration: Duration) -> anyhow::Result<()> {
 }
 
 /// A unique login (the mesh's databases outlive a run).
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]

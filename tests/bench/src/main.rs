@@ -13,9 +13,11 @@
 //!   plain TCP, the peer check satisfied as the integration tests do.
 //!
 //! Modules: [`load`] (open- and closed-loop generator), [`report`] (the
-//! figures), [`edge`] (the mesh scenarios), [`fanout`] (push fan-out),
+//! figures), [`edge`] (the mesh scenarios), [`batch`] (BatchGetUsers),
+//! [`fanout`] (push fan-out),
 //! [`direct`], [`procs`] (RSS).
 
+mod batch;
 mod direct;
 mod edge;
 mod fanout;

@@ -394,3 +394,66 @@ async fn remove_user_never_removes_the_last_admin_even_when_racing() {
     assert_eq!(changes, 1, "exactly one of revoke and remove wins");
     assert_eq!(admins().await.len(), 1);
 }
+
+/// BatchGetRoles answers every known user's roles in one call, in the
+/// order asked (a duplicate once), lists the unknown ones apart, validates
+/// its ids, and serves users alone.
+#[tokio::test]
+async fn batch_get_roles_answers_known_users_in_order_and_lists_the_unknown() {
+    let s = Stack::with_test_tokens().await;
+    let (a, b, ghost) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    register(&s, a).await;
+    register(&s, b).await;
+    sqlx::query(
+        "INSERT INTO role_assignments (user_id, role, granted_by) VALUES ($1, 'auditor', 'test')",
+    )
+    .bind(b)
+    .execute(&pool(&s).await)
+    .await
+    .expect("grant auditor");
+    let mut users = RolesInternalClient::new(s.as_peer("users").to(s.roles));
+    let ids = [b, ghost, a, b].map(|u| u.to_string()).to_vec();
+    let answer = users
+        .batch_get_roles(BatchGetRolesRequest {
+            user_ids: ids.clone(),
+        })
+        .await
+        .expect("batch")
+        .into_inner();
+    let got: Vec<(String, Vec<String>)> = answer
+        .users
+        .into_iter()
+        .map(|u| (u.user_id, u.roles))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (b.to_string(), vec!["auditor".to_owned(), "user".to_owned()]),
+            (a.to_string(), vec!["user".to_owned()]),
+        ]
+    );
+    assert_eq!(answer.unknown, [ghost.to_string()]);
+    assert_status(
+        users
+            .batch_get_roles(BatchGetRolesRequest {
+                user_ids: vec!["not-a-uuid".into()],
+            })
+            .await,
+        Code::InvalidArgument,
+        "user_ids[0]",
+    );
+    assert_status(
+        users
+            .batch_get_roles(BatchGetRolesRequest { user_ids: vec![] })
+            .await,
+        Code::InvalidArgument,
+        "user_ids: must not be empty",
+    );
+    assert_status(
+        RolesInternalClient::new(s.as_peer("auth").to(s.roles))
+            .batch_get_roles(BatchGetRolesRequest { user_ids: ids })
+            .await,
+        Code::PermissionDenied,
+        "",
+    );
+}

@@ -207,6 +207,16 @@ impl RolesInternal for StallingRoles {
         self.upstream.clone().get_roles(req.into_inner()).await
     }
 
+    async fn batch_get_roles(
+        &self,
+        req: Request<BatchGetRolesRequest>,
+    ) -> Result<Response<BatchGetRolesResponse>, Status> {
+        self.upstream
+            .clone()
+            .batch_get_roles(req.into_inner())
+            .await
+    }
+
     async fn assign_default_roles(
         &self,
         req: Request<AssignDefaultRolesRequest>,
