@@ -39,7 +39,9 @@ fn principals(policy: &Value) -> Vec<String> {
 fn sidecar_rbac_is_generated_from_the_policy() {
     let p = rbac_policies(&sidecar(&mesh(), "roles"));
     let internal = |m: &str| principals(&p[&format!("/interlock.roles.v1.RolesInternal/{m}")]);
-    assert_eq!(internal("GetRoles"), ["spiffe://interlock.local/svc/users"]);
+    for m in ["GetRoles", "BatchGetRoles"] {
+        assert_eq!(internal(m), ["spiffe://interlock.local/svc/users"], "{m}");
+    }
     for m in ["AssignDefaultRoles", "RemoveUser"] {
         assert_eq!(internal(m), ["spiffe://interlock.local/svc/auth"], "{m}");
     }
@@ -47,7 +49,7 @@ fn sidecar_rbac_is_generated_from_the_policy() {
         principals(&p["/interlock.roles.v1.RolesAdmin/"]),
         ["spiffe://interlock.local/edge"]
     );
-    assert_eq!(p.len(), 4, "nothing else is allowed");
+    assert_eq!(p.len(), 5, "nothing else is allowed");
     assert!(!p.contains_key("/interlock.roles.v1.RolesInternal/"));
 
     let n = rbac_policies(&sidecar(&mesh(), "notifications"));
