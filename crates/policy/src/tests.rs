@@ -109,6 +109,7 @@ fn internal_grants_are_per_method_and_only_what_the_code_calls() {
         reachable("users"),
         [
             "interlock.notifications.v1.NotificationsInternal/Create",
+            "interlock.roles.v1.RolesInternal/BatchGetRoles",
             "interlock.roles.v1.RolesInternal/GetRoles"
         ]
     );
