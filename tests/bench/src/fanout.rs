@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use interlock_common::client::{HttpJson, Outbound};
 use interlock_mesh::Mesh;
-use interlock_proto::notifications::v1::CreateRequest;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
+use interlock_proto::notifications::v1::{CreateRequest, GetDeliveryReportRequest};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -155,6 +155,23 @@ pub async fn run(
         "devices",
     )
     .target("= 0");
+    // The fixture goes once the sender has reported every outcome: removing
+    // devices under a report in flight would race its transaction.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = internal
+            .get_delivery_report(GetDeliveryReportRequest { id: id.clone() })
+            .await
+            .context("delivery report")?
+            .into_inner();
+        if report.processed_at.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("notification {id} not processed 60 s after its last push");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     sqlx::query("DELETE FROM devices WHERE fcm_token LIKE $1")
         .bind(format!("{prefix}-%"))
         .execute(&pool)
