@@ -6,6 +6,8 @@
 #   SPIRE            tools/spire module (go install tool)
 #   process-compose  tools/process-compose module (go install tool)
 #   Jaeger v2        tools/jaeger module (go install tool)
+#   sslyze, PyJWT    tools/python/requirements.txt (PyPI, pinned) in a venv;
+#                    `interlock-python` runs that venv's Python
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$TOOLS_DIR/bin"
@@ -66,7 +68,26 @@ own_tool() {
   ln -sf "$dir/$name" "$TOOLS_DIR/bin/$name"
 }
 
+# The tests' Python programs, in a venv keyed by the pinned requirements.
+install_python_tools() {
+  local req="$INTERLOCK_ROOT/tools/python/requirements.txt"
+  local key
+  key="$(sha256sum "$req" | cut -c1-16)"
+  local venv="$TOOLS_DIR/python-$key"
+  if [ ! -x "$venv/bin/sslyze" ] || ! "$venv/bin/python" -c 'import jwt, sslyze' 2>/dev/null; then
+    log "installing sslyze and PyJWT (PyPI, tools/python/requirements.txt)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$req"
+  fi
+  ln -sf "$venv/bin/sslyze" "$TOOLS_DIR/bin/sslyze"
+  # A venv's python must be started by its own path, not through a link.
+  printf '#!/bin/sh\nexec %s "$@"\n' "$venv/bin/python" > "$TOOLS_DIR/bin/interlock-python"
+  chmod 755 "$TOOLS_DIR/bin/interlock-python"
+}
+
 install_envoy
+install_python_tools
 own_tool compose-check
 go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
 tool_module spire spire-server spire-agent

@@ -91,19 +91,38 @@ wait_ready() {
   done
 }
 
+# The grpcurl session a new user tries first, in $MESH_RUN_DIR/session.sh:
+# printed by `up`, run as is by the end-to-end tests (e2e grpcurl.rs), so
+# what is printed is what is tested. Full paths only: it must work when
+# pasted into a fresh shell. Each run registers a new login.
+write_session() {
+  local file="$MESH_RUN_DIR/session.sh"
+  cat > "$file" <<TXT
+G="$TOOLS_DIR/bin/grpcurl -cacert $MESH_EDGE_CA"
+LOGIN=demo\$(date +%s%N | cut -c8-16)
+\$G localhost:$MESH_EDGE_PORT list
+\$G -d @ localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Register <<EOF
+{"login":"\$LOGIN","email":"\$LOGIN@example.com","password":"correct horse battery","first_name":"Ada","last_name":"Lovelace"}
+EOF
+TOKEN=\$(\$G -d @ localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Login <<EOF | sed -n 's/.*"accessToken": "\(.*\)".*/\1/p'
+{"login_or_email":"\$LOGIN","password":"correct horse battery"}
+EOF
+)
+\$G -H "authorization: Bearer \$TOKEN" localhost:$MESH_EDGE_PORT interlock.users.v1.UsersService/GetMe
+TXT
+  chmod 644 "$file"
+}
+
 session() {
-  local login="demo$RANDOM"
+  write_session
   cat <<TXT
 
-Interlock is up. Try it through the edge with grpcurl:
+Interlock is up. Try it through the edge with grpcurl: paste the lines
+between the markers into any shell (they are $MESH_RUN_DIR/session.sh).
 
-  G="$TOOLS_DIR/bin/grpcurl -cacert $MESH_EDGE_CA"
-  \$G localhost:$MESH_EDGE_PORT list
-  \$G -d '{"login":"$login","email":"$login@example.com","password":"correct horse battery","first_name":"Ada","last_name":"Lovelace"}' \\
-      localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Register
-  TOKEN=\$(\$G -d '{"login_or_email":"$login","password":"correct horse battery"}' \\
-      localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Login | sed -n 's/.*"accessToken": "\\(.*\\)".*/\\1/p')
-  \$G -H "authorization: Bearer \$TOKEN" localhost:$MESH_EDGE_PORT interlock.users.v1.UsersService/GetMe
+# ---8<---
+$(cat "$MESH_RUN_DIR/session.sh")
+# ---8<---
 
 Traces: Jaeger at http://127.0.0.1:$MESH_JAEGER_PORT (API: /api/traces?service=users)
 Logs: $MESH_LOG_DIR/   Stop: bash scripts/mesh.sh down

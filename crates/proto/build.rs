@@ -15,6 +15,9 @@ const SECRET_MESSAGES: &[&str] = &[
     ".interlock.auth.v1.LoginRequest",
     ".interlock.auth.v1.RefreshRequest",
     ".interlock.auth.v1.TokenPair",
+    ".interlock.auth.v1.ConfirmEmailRequest",
+    ".interlock.auth.v1.ResetPasswordRequest",
+    ".interlock.auth.v1.ChangePasswordRequest",
     ".interlock.notifications.v1.RegisterDeviceRequest",
     ".interlock.notifications.v1.Delivery",
 ];

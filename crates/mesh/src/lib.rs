@@ -16,12 +16,14 @@
 //! - [`secrets`]: generated secrets, the edge's TLS, the FCM account.
 //! - [`setup`]: private files and the local databases.
 //! - [`env`](mod@env): the facts scripts need, as shell assignments.
+//! - [`mail`]: the local SMTP server's Maildir, read back.
 //! - [`versions`]: the pinned tool versions and images.
 
 pub mod checks;
 pub mod compose;
 pub mod env;
 pub mod envoy;
+pub mod mail;
 pub mod mesh;
 pub mod orchestrator;
 pub mod render;

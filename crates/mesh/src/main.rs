@@ -139,7 +139,12 @@ async fn generate(args: &[String]) -> anyhow::Result<()> {
 
     // The edge.
     dir(&mesh.edge_dir(), 0o700, None)?;
-    secrets::edge_tls(&mesh.edge_dir(), 0o600)?;
+    if secrets::edge_tls(&mesh.edge_dir(), &store, 0o600)? == secrets::EdgeCert::Issued {
+        println!(
+            "edge certificate issued, valid {} days",
+            secrets::EDGE_CERT_DAYS
+        );
+    }
     fs::copy(mesh.edge_dir().join("ca.pem"), run_dir.join("edge-ca.pem"))?;
     write_private(
         &mesh.envoy_config("edge"),

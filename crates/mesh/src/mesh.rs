@@ -56,6 +56,12 @@ const COMPOSE_AGENT_SOCKET: &str = "/run/spire/sockets/agent.sock";
 const COMPOSE_JOIN_DIR: &str = "/run/spire/join";
 /// In compose, where file secrets are mounted.
 const COMPOSE_SECRETS_DIR: &str = "/run/secrets";
+/// In compose, the SMTP server's container (and its certificate's name).
+pub const COMPOSE_SMTP: &str = "smtp";
+/// In compose, the SMTP server's submission port (STARTTLS).
+pub const COMPOSE_SMTP_PORT: u16 = 587;
+/// The compose secret (and file name) of the SMTP server's CA.
+pub const SMTP_CA_SECRET: &str = "smtp_ca";
 /// In compose, the PostgreSQL port of each database container.
 const COMPOSE_POSTGRES_PORT: u16 = 5432;
 
@@ -258,6 +264,44 @@ impl Mesh {
             db = database_name(workload),
             addr = self.database_addr(workload)
         )
+    }
+
+    /// The edge as clients on this machine reach it: the local mesh's port,
+    /// or the port compose publishes on the host's loopback.
+    pub fn edge_public_url(&self) -> String {
+        let port = match self.target {
+            Target::Local => self.topology.edge.port,
+            Target::Compose => self.topology.targets.compose.edge_host_port,
+        };
+        format!("https://localhost:{port}")
+    }
+
+    /// `(host, port)` of the SMTP server, and the name its certificate
+    /// carries: locally scripts/smtp.sh's Postfix, in compose the `smtp`
+    /// container.
+    pub fn smtp_server(&self) -> (String, u16, String) {
+        match self.target {
+            Target::Local => (
+                "127.0.0.1".into(),
+                self.topology.smtp.port,
+                "localhost".into(),
+            ),
+            Target::Compose => (COMPOSE_SMTP.into(), COMPOSE_SMTP_PORT, COMPOSE_SMTP.into()),
+        }
+    }
+
+    /// The CA that signed the SMTP server's certificate, where the
+    /// workloads that send email read it.
+    pub fn smtp_ca_file(&self) -> PathBuf {
+        match self.target {
+            Target::Local => self.topology.smtp.home.join("tls").join("ca.pem"),
+            Target::Compose => Path::new(COMPOSE_SECRETS_DIR).join(SMTP_CA_SECRET),
+        }
+    }
+
+    /// The local SMTP server's Maildir (every message it accepted).
+    pub fn maildir(&self) -> PathBuf {
+        crate::mail::maildir(&self.topology.smtp.home)
     }
 
     /// SPIRE server as the agent dials it.

@@ -141,31 +141,110 @@ pub fn fcm_service_account(store: &Path, mode: u32) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The edge's client-facing TLS in `dir`: a local CA (given to grpcurl
-/// with `-cacert`) and a server certificate for `localhost` / 127.0.0.1;
-/// the private key gets `key_mode`.
-pub fn edge_tls(dir: &Path, key_mode: u32) -> anyhow::Result<()> {
-    if dir.join("server.pem").exists() && dir.join("ca.pem").exists() {
-        return Ok(());
+/// The longest the edge's certificate is valid: Mozilla's "intermediate"
+/// profile allows at most 366 days; 90 keeps renewal routine.
+pub const EDGE_CERT_DAYS: i64 = 90;
+/// `generate` (every `mesh.sh up`) and the compose secrets script issue a
+/// new edge certificate once the current one has less than this left.
+pub const EDGE_CERT_RENEW_DAYS: i64 = 30;
+/// The local edge CA's lifetime (it only signs the edge's certificates).
+const EDGE_CA_DAYS: i64 = 10 * 365;
+
+/// The edge CA's files in a secret store (root only locally).
+fn edge_ca_files(store: &Path) -> (PathBuf, PathBuf) {
+    (store.join("edge-ca.pem"), store.join("edge-ca-key.pem"))
+}
+
+/// What [`edge_tls`] did to the edge's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeCert {
+    /// The current one was signed by the CA and has long enough left.
+    Kept,
+    /// A new one was issued (none yet, close to expiry, too long-lived, or
+    /// from another CA).
+    Issued,
+}
+
+/// The edge's client-facing TLS in `dir`: `ca.pem` (given to grpcurl with
+/// `-cacert`), and `server.pem` / `server-key.pem` (for `localhost` and
+/// 127.0.0.1, valid [`EDGE_CERT_DAYS`], the key with `key_mode`). The CA's
+/// key stays in `ca_store`, never in `dir`. A certificate with less than
+/// [`EDGE_CERT_RENEW_DAYS`] left, or one longer-lived than the profile
+/// allows (made before this rule), is replaced.
+pub fn edge_tls(dir: &Path, ca_store: &Path, key_mode: u32) -> anyhow::Result<EdgeCert> {
+    use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
+    let now = time::OffsetDateTime::now_utc();
+    let (ca_pem, ca_key) = edge_ca(ca_store, key_mode, now)?;
+    let ca_key = KeyPair::from_pem(&ca_key)?;
+    write_private(&dir.join("ca.pem"), &ca_pem, 0o644)?;
+    let server = dir.join("server.pem");
+    if let Ok(current) = fs::read_to_string(&server)
+        && dir.join("server-key.pem").exists()
+        && edge_cert_is_current(&current, &ca_pem, now)
+    {
+        return Ok(EdgeCert::Kept);
     }
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(vec![])?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Interlock local edge CA");
-    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
     let key = KeyPair::generate()?;
-    let mut server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    server
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
-    let issuer = Issuer::new(ca, ca_key);
-    let cert = server.signed_by(&key, &issuer)?;
-    write_private(&dir.join("ca.pem"), &ca_cert.pem(), 0o644)?;
-    write_private(&dir.join("server.pem"), &cert.pem(), 0o644)?;
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(EDGE_CERT_DAYS);
+    let cert = params.signed_by(&key, &issuer)?;
     write_private(&dir.join("server-key.pem"), &key.serialize_pem(), key_mode)?;
-    Ok(())
+    write_private(&server, &cert.pem(), 0o644)?;
+    Ok(EdgeCert::Issued)
+}
+
+/// The edge CA (certificate and key PEM) kept in `store`, made once.
+fn edge_ca(
+    store: &Path,
+    key_mode: u32,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<(String, String)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let (cert_file, key_file) = edge_ca_files(store);
+    if let (Ok(cert), Ok(key)) = (
+        fs::read_to_string(&cert_file),
+        fs::read_to_string(&key_file),
+    ) {
+        return Ok((cert, key));
+    }
+    let key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(vec![])?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, "Interlock local edge CA");
+    ca.not_before = now - time::Duration::minutes(5);
+    ca.not_after = now + time::Duration::days(EDGE_CA_DAYS);
+    let cert = ca.self_signed(&key)?.pem();
+    write_private(&key_file, &key.serialize_pem(), key_mode)?;
+    write_private(&cert_file, &cert, 0o644)?;
+    Ok((cert, key.serialize_pem()))
+}
+
+/// Whether `cert_pem` was issued by `ca_pem`, lives at most
+/// [`EDGE_CERT_DAYS`] and has more than [`EDGE_CERT_RENEW_DAYS`] left.
+fn edge_cert_is_current(cert_pem: &str, ca_pem: &str, now: time::OffsetDateTime) -> bool {
+    use x509_parser::pem::parse_x509_pem;
+    let (Ok((_, cert)), Ok((_, ca))) = (
+        parse_x509_pem(cert_pem.as_bytes()),
+        parse_x509_pem(ca_pem.as_bytes()),
+    ) else {
+        return false;
+    };
+    let (Ok(cert), Ok(ca)) = (cert.parse_x509(), ca.parse_x509()) else {
+        return false;
+    };
+    let from = cert.validity().not_before.timestamp();
+    let until = cert.validity().not_after.timestamp();
+    let day = 24 * 3600;
+    cert.verify_signature(Some(ca.public_key())).is_ok()
+        && until - from <= EDGE_CERT_DAYS * day + 3600
+        && until - now.unix_timestamp() > EDGE_CERT_RENEW_DAYS * day
 }
 
 /// Every secret compose.yaml references, into `store` (existing ones are
@@ -185,7 +264,7 @@ pub fn write_compose(local: &Mesh, store: &Path) -> anyhow::Result<()> {
         }
     }
     fcm_service_account(store, MODE)?;
-    edge_tls(&store.join("edge"), MODE)?;
+    edge_tls(&store.join("edge"), store, MODE)?;
     Ok(())
 }
 
@@ -225,6 +304,69 @@ mod tests {
             pepper
         );
         fs::remove_dir_all(&store).unwrap();
+    }
+
+    /// The edge's certificate lives at most 90 days (Mozilla's profile
+    /// allows 366), chains to the CA written beside it, and is kept while
+    /// it has more than 30 days left; one about to expire, or one of the
+    /// old 2,000-year kind, is replaced by the next run, under the same CA.
+    #[test]
+    fn edge_certificate_is_short_lived_and_renewed_before_expiry() {
+        use x509_parser::pem::parse_x509_pem;
+        let dir = store("edge-tls");
+        let ca_store = dir.join("secrets");
+        let edge = dir.join("edge");
+        let validity = |path: &Path| {
+            let pem = fs::read(path).unwrap();
+            let (_, pem) = parse_x509_pem(&pem).unwrap();
+            let cert = pem.parse_x509().unwrap();
+            let v = cert.validity();
+            (v.not_before.timestamp(), v.not_after.timestamp())
+        };
+        assert_eq!(edge_tls(&edge, &ca_store, 0o600).unwrap(), EdgeCert::Issued);
+        let (from, until) = validity(&edge.join("server.pem"));
+        assert!(until - from <= 366 * 24 * 3600, "at most 366 days");
+        assert!(until - from >= 89 * 24 * 3600, "about 90 days");
+        assert!(!edge.join("edge-ca-key.pem").exists() && !edge.join("ca-key.pem").exists());
+        let ca = fs::read_to_string(edge.join("ca.pem")).unwrap();
+        let server = fs::read_to_string(edge.join("server.pem")).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        assert!(edge_cert_is_current(&server, &ca, now));
+
+        assert_eq!(edge_tls(&edge, &ca_store, 0o600).unwrap(), EdgeCert::Kept);
+        assert_eq!(fs::read_to_string(edge.join("server.pem")).unwrap(), server);
+        // 61 days on, 29 are left: renewed, by the same CA.
+        let later = now + time::Duration::days(61);
+        assert!(!edge_cert_is_current(&server, &ca, later));
+        assert!(edge_cert_is_current(
+            &server,
+            &ca,
+            now + time::Duration::days(59)
+        ));
+
+        // A certificate valid for millennia (what earlier runs made) is replaced.
+        let old_key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(
+            &ca,
+            rcgen::KeyPair::from_pem(
+                &fs::read_to_string(ca_store.join("edge-ca-key.pem")).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let ancient = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&old_key, &issuer)
+            .unwrap();
+        assert!(!edge_cert_is_current(&ancient.pem(), &ca, now));
+        fs::write(edge.join("server.pem"), ancient.pem()).unwrap();
+        assert_eq!(edge_tls(&edge, &ca_store, 0o600).unwrap(), EdgeCert::Issued);
+        assert_eq!(
+            fs::read_to_string(edge.join("ca.pem")).unwrap(),
+            ca,
+            "same CA"
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A local run directory made before secrets were named by the topology

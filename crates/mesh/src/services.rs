@@ -92,6 +92,10 @@ pub fn config(mesh: &Mesh, workload: &str, secrets: Option<&Secrets>) -> String 
             format!("{base}{revoked}"),
         );
     }
+    if w.jwks_path.is_some() {
+        // The discovery document's jwks_uri: the edge as clients reach it.
+        set(&mut t, "tokens.public_url", mesh.edge_public_url());
+    }
     for peer in &w.peers {
         set(
             &mut t,
@@ -118,6 +122,17 @@ pub fn config(mesh: &Mesh, workload: &str, secrets: Option<&Secrets>) -> String 
         let fcm = format!("http://{}", mesh.fcm_local_addr());
         set(&mut t, "fcm.token_uri", format!("{fcm}/token"));
         set(&mut t, "fcm.base_url", fcm);
+    }
+    if w.email {
+        let (host, port, name) = mesh.smtp_server();
+        set(&mut t, "accounts.require_email_verification", true);
+        set(&mut t, "email.smtp_host", host);
+        set(&mut t, "email.smtp_port", i64::from(port));
+        set(&mut t, "email.tls", "starttls");
+        set(&mut t, "email.tls_ca_file", path(&mesh.smtp_ca_file()));
+        set(&mut t, "email.tls_server_name", name);
+        set(&mut t, "email.from", "Interlock <no-reply@interlock.local>");
+        set(&mut t, "email.product_name", "Interlock");
     }
     if let Some(secrets) = secrets {
         for (key, value) in secret_values(mesh, workload, secrets) {

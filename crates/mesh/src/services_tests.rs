@@ -38,7 +38,8 @@ fn validate(workload: &str, text: &str) -> anyhow::Result<()> {
 
 /// The settings a service ends up with: the file, plus (compose) the
 /// secrets its entrypoint exports; the service account replaced by an
-/// existing file, since validation checks that it exists.
+/// existing file, since validation checks that it exists (and so the
+/// SMTP server's CA).
 fn effective(mesh: &Mesh, workload: &str, text: &str, account: &Path) -> String {
     let mut table: Table = toml::from_str(text).expect("generated TOML parses");
     if mesh.target == Target::Compose {
@@ -53,6 +54,9 @@ fn effective(mesh: &Mesh, workload: &str, text: &str, account: &Path) -> String 
     }
     if mesh.workload(workload).fcm {
         set(&mut table, "fcm.service_account_file", path(account));
+    }
+    if mesh.workload(workload).email {
+        set(&mut table, "email.tls_ca_file", path(account));
     }
     toml::to_string(&table).unwrap()
 }

@@ -18,6 +18,7 @@ pub struct Topology {
     pub edge: Edge,
     pub spire: Spire,
     pub postgres: Postgres,
+    pub smtp: Smtp,
     pub fcm_local: FcmLocal,
     pub tracing: Tracing,
     pub targets: Targets,
@@ -67,6 +68,15 @@ pub struct Spire {
 #[serde(deny_unknown_fields)]
 pub struct Postgres {
     pub port: u16,
+}
+
+/// `[smtp]`: the local SMTP server (scripts/smtp.sh).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub port: u16,
+    /// Its configuration, TLS files and Maildir (root only).
+    pub home: std::path::PathBuf,
 }
 
 /// `[targets]`: what differs between the two ways of running the mesh.
@@ -124,6 +134,9 @@ pub struct Workload {
     pub revoked_sessions_path: Option<String>,
     #[serde(default)]
     pub fcm: bool,
+    /// It sends email (`[email]`: the local SMTP server, STARTTLS).
+    #[serde(default)]
+    pub email: bool,
     /// Settings key (`section.key`) -> secret name.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,

@@ -103,6 +103,15 @@ pub struct HttpRule {
     pub path: String,
     pub module: String,
     pub callers: Vec<String>,
+    /// `external`: the edge serves it to anyone, without a token (the
+    /// discovery documents); `callers` must then include the edge.
+    /// Internal (the default): only `callers`, module to module.
+    #[serde(default = "internal")]
+    pub exposure: Exposure,
+}
+
+fn internal() -> Exposure {
+    Exposure::Internal
 }
 
 /// What the policy says about one request path.
@@ -177,6 +186,12 @@ impl Policy {
             for who in &rule.callers {
                 known(who, &mut problems, &rule.path);
             }
+            if rule.exposure == Exposure::External && !rule.callers.iter().any(|c| c == "edge") {
+                problems.push(format!(
+                    "{}: an external endpoint must list the edge among its callers",
+                    rule.path
+                ));
+            }
             if let Some(dup) = http.insert(rule.path.clone(), rule) {
                 problems.push(format!("{}: listed twice", dup.path));
             }
@@ -244,6 +259,12 @@ impl Policy {
     /// All HTTP endpoint rules, by path.
     pub fn http_rules(&self) -> impl Iterator<Item = &HttpRule> {
         self.http.values()
+    }
+
+    /// The HTTP endpoints the edge serves without a token, by path.
+    pub fn external_http(&self) -> impl Iterator<Item = &HttpRule> {
+        self.http_rules()
+            .filter(|r| r.exposure == Exposure::External)
     }
 
     /// Looks up a request path: `/pkg.Service/Method` or an HTTP path.

@@ -42,6 +42,39 @@ fn embedded_policy_matches_the_design() {
 
     let jwks = p.route("/.well-known/jwks.json").unwrap();
     assert!(jwks.allows("edge") && jwks.allows("sender"));
+    let discovery = p.route("/.well-known/openid-configuration").unwrap();
+    assert!(discovery.allows("edge") && !discovery.allows("users"));
+    let external: Vec<&str> = p.external_http().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        external,
+        [
+            "/.well-known/jwks.json",
+            "/.well-known/openid-configuration"
+        ],
+        "only the discovery documents are public HTTP"
+    );
+}
+
+/// An endpoint served to anyone at the edge must let the edge call it,
+/// or its public route would only ever be refused by the sidecar.
+#[test]
+fn external_http_endpoints_must_allow_the_edge() {
+    let text = r#"
+        trust_domain = "t"
+        [workloads]
+        a = "/a"
+        edge = "/edge"
+        [[http]]
+        path = "/doc"
+        module = "a"
+        callers = ["a"]
+        exposure = "external"
+    "#;
+    let err = Policy::parse(text).unwrap_err().to_string();
+    assert!(
+        err.contains("/doc: an external endpoint must list the edge"),
+        "{err}"
+    );
 }
 
 /// Internal APIs are granted per method, only to the modules whose code

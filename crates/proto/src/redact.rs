@@ -3,7 +3,10 @@
 
 use std::fmt;
 
-use crate::auth::v1::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair};
+use crate::auth::v1::{
+    ChangePasswordRequest, ConfirmEmailRequest, LoginRequest, RefreshRequest, RegisterRequest,
+    ResetPasswordRequest, TokenPair,
+};
 use crate::notifications::v1::{Delivery, RegisterDeviceRequest};
 
 const REDACTED: &str = "<redacted>";
@@ -51,6 +54,34 @@ impl fmt::Debug for TokenPair {
     }
 }
 
+impl fmt::Debug for ConfirmEmailRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfirmEmailRequest")
+            .field("login_or_email", &self.login_or_email)
+            .field("code", &REDACTED)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ResetPasswordRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResetPasswordRequest")
+            .field("login_or_email", &self.login_or_email)
+            .field("code", &REDACTED)
+            .field("new_password", &REDACTED)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ChangePasswordRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangePasswordRequest")
+            .field("current_password", &REDACTED)
+            .field("new_password", &REDACTED)
+            .finish()
+    }
+}
+
 impl fmt::Debug for RegisterDeviceRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegisterDeviceRequest")
@@ -75,7 +106,7 @@ impl fmt::Debug for Delivery {
 mod tests {
     use super::*;
 
-    /// A logged login request shows who tried, never the password.
+    /// A logged request shows who tried, never a password, token or code.
     #[test]
     fn debug_of_secret_messages_hides_secrets() {
         let login = LoginRequest {
@@ -87,9 +118,31 @@ mod tests {
             refresh_token: "refresh-secret".into(),
             ..Default::default()
         };
-        let printed = format!("{login:?} {pair:?}");
+        let confirm = ConfirmEmailRequest {
+            login_or_email: "alice".into(),
+            code: "81726354".into(),
+        };
+        let reset = ResetPasswordRequest {
+            login_or_email: "alice".into(),
+            code: "18273645".into(),
+            new_password: "new-secret-pw".into(),
+        };
+        let change = ChangePasswordRequest {
+            current_password: "old-secret-pw".into(),
+            new_password: "next-secret-pw".into(),
+        };
+        let printed = format!("{login:?} {pair:?} {confirm:?} {reset:?} {change:?}");
         assert!(printed.contains("alice"));
-        for secret in ["hunter2-secret", "eyJ.access", "refresh-secret"] {
+        for secret in [
+            "hunter2-secret",
+            "eyJ.access",
+            "refresh-secret",
+            "81726354",
+            "18273645",
+            "new-secret-pw",
+            "old-secret-pw",
+            "next-secret-pw",
+        ] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
     }

@@ -164,6 +164,51 @@ impl Credentials {
     }
 }
 
+/// An account as a user names it (login or email): trimmed, lowercased,
+/// present and at most 254 characters. Which of the two it is, is the
+/// store's question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRef(String);
+
+impl AccountRef {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let typed = raw.trim();
+        present_and_at_most(field, typed, 254)?;
+        Ok(Self(typed.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A code from an email as a user types it: 8 digits (spaces around are
+/// dropped). Wrapped so it cannot be printed.
+pub struct EmailCode(SecretString);
+
+impl EmailCode {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let v = raw.trim();
+        if v.is_empty() {
+            return Err(ApiError::invalid(field, "is required"));
+        }
+        if v.len() != crate::codes::CODE_DIGITS || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "must be the {} digits from the email",
+                    crate::codes::CODE_DIGITS
+                ),
+            ));
+        }
+        Ok(Self(SecretString::from(v.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+}
+
 /// A refresh token as a client presents it: present, and not so long that
 /// hashing it is work (the tokens auth issues have 43 characters). Whether
 /// it is one of ours is the store's question.
@@ -324,6 +369,36 @@ mod tests {
             err(Credentials::parse(&req("ada", ""))),
             "password: is required"
         );
+    }
+
+    /// An account reference is normalised like stored logins and emails;
+    /// a code is exactly 8 digits and never printable.
+    #[test]
+    fn account_refs_and_codes() {
+        assert_eq!(
+            AccountRef::parse("login_or_email", " Ada@Example.COM ")
+                .unwrap()
+                .as_str(),
+            "ada@example.com"
+        );
+        assert_eq!(
+            err(AccountRef::parse("login_or_email", "  ")),
+            "login_or_email: is required"
+        );
+        assert_eq!(
+            EmailCode::parse("code", " 01234567 ").unwrap().expose(),
+            "01234567"
+        );
+        assert_eq!(err(EmailCode::parse("code", "")), "code: is required");
+        for bad in ["1234567", "123456789", "1234 567", "abcdefgh"] {
+            assert_eq!(
+                err(EmailCode::parse("code", bad)),
+                "code: must be the 8 digits from the email",
+                "{bad}"
+            );
+        }
+        let c = EmailCode::parse("code", "76543210").unwrap();
+        assert!(!format!("{:?}", c.0).contains("76543210"));
     }
 
     /// A presented refresh token must be present and short; it is kept

@@ -72,6 +72,33 @@ pub enum AuthError {
     /// and another request took it over; that one finishes or undoes it.
     #[error("registration was interrupted, retry later")]
     RegistrationInterrupted,
+    /// Login with the right password for an account whose email address is
+    /// not confirmed yet (and the server requires confirmation).
+    #[error(
+        "email address is not confirmed: enter the code sent to it (ConfirmEmail) or ask for a new one (ResendVerification)"
+    )]
+    EmailNotConfirmed,
+    /// ConfirmEmail or ResetPassword with a code that is wrong, used,
+    /// expired or burnt by too many tries, or for an account that does not
+    /// exist or has nothing to confirm: which one is never said.
+    #[error("code: is not valid (wrong, used or expired); ask for a new one")]
+    InvalidCode,
+    /// Too many emails asked for the same typed account or from the same
+    /// client address within the window.
+    #[error("too many emails asked for, retry in {} s", .retry_after.as_secs().max(1))]
+    TooManyEmails { retry_after: Duration },
+    /// Too many codes presented from the same client address.
+    #[error("too many codes tried, retry in {} s", .retry_after.as_secs().max(1))]
+    TooManyCodeChecks { retry_after: Duration },
+    /// A resend or reset on a server without an `[email]` section.
+    #[error("this server does not send email")]
+    EmailNotConfigured,
+    /// ChangePassword with a wrong current password.
+    #[error("current_password: is not the account's password")]
+    WrongCurrentPassword,
+    /// ChangePassword to the password the account already has.
+    #[error("new_password: must differ from the current password")]
+    SamePassword,
     /// A failure every service shares: a bad request field, the database,
     /// users or roles failing during registration, or a bug.
     #[error(transparent)]
@@ -116,6 +143,16 @@ impl From<AuthError> for Status {
             | AuthError::RegistrationInterrupted => Status::unavailable(err.to_string()),
             AuthError::LoginTaken | AuthError::EmailTaken | AuthError::LoginOrEmailTaken => {
                 Status::already_exists(err.to_string())
+            }
+            AuthError::EmailNotConfirmed | AuthError::EmailNotConfigured => {
+                Status::failed_precondition(err.to_string())
+            }
+            AuthError::InvalidCode | AuthError::WrongCurrentPassword | AuthError::SamePassword => {
+                Status::invalid_argument(err.to_string())
+            }
+            AuthError::TooManyEmails { retry_after }
+            | AuthError::TooManyCodeChecks { retry_after } => {
+                retry_later(err.to_string(), retry_after)
             }
             // Logged with its detail, answered generically.
             AuthError::Signing(_) => ApiError::Internal(err.to_string()).into(),
@@ -225,6 +262,45 @@ mod tests {
                 "registration was interrupted, retry later",
             ),
             (
+                AuthError::EmailNotConfirmed,
+                Code::FailedPrecondition,
+                "email address is not confirmed: enter the code sent to it (ConfirmEmail) or ask for a new one (ResendVerification)",
+            ),
+            (
+                AuthError::InvalidCode,
+                Code::InvalidArgument,
+                "code: is not valid (wrong, used or expired); ask for a new one",
+            ),
+            (
+                AuthError::TooManyEmails {
+                    retry_after: secs(60),
+                },
+                Code::ResourceExhausted,
+                "too many emails asked for, retry in 60 s",
+            ),
+            (
+                AuthError::TooManyCodeChecks {
+                    retry_after: secs(5),
+                },
+                Code::ResourceExhausted,
+                "too many codes tried, retry in 5 s",
+            ),
+            (
+                AuthError::EmailNotConfigured,
+                Code::FailedPrecondition,
+                "this server does not send email",
+            ),
+            (
+                AuthError::WrongCurrentPassword,
+                Code::InvalidArgument,
+                "current_password: is not the account's password",
+            ),
+            (
+                AuthError::SamePassword,
+                Code::InvalidArgument,
+                "new_password: must differ from the current password",
+            ),
+            (
                 AuthError::Api(ApiError::invalid("login", "must start with a letter")),
                 Code::InvalidArgument,
                 "login: must start with a letter",
@@ -246,6 +322,13 @@ mod tests {
                 | AuthError::RegistrationInProgress
                 | AuthError::RegistrationUndone
                 | AuthError::RegistrationInterrupted
+                | AuthError::EmailNotConfirmed
+                | AuthError::InvalidCode
+                | AuthError::TooManyEmails { .. }
+                | AuthError::TooManyCodeChecks { .. }
+                | AuthError::EmailNotConfigured
+                | AuthError::WrongCurrentPassword
+                | AuthError::SamePassword
                 | AuthError::Api(_) => {}
             }
         }

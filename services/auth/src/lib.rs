@@ -9,18 +9,26 @@
 //! - [`store`]: credentials, sessions and refresh-token families (SQL).
 //! - [`throttle`]: login throttling per account and per client address.
 //! - [`register`]: the registration saga across users and roles.
+//! - [`accounts`]: email confirmation, password reset and change.
+//! - [`codes`]: the single-use codes those emails carry (stored keyed-hashed).
+//! - [`mailer`]: the emails, delivered over SMTP in the background.
 //! - [`revocations`]: the revoked sessions every verifier refuses.
-//! - [`service`]: the gRPC handlers and the HTTP JWKS endpoint.
+//! - [`service`]: the gRPC handlers.
+//! - [`discovery`]: the JWKS and the discovery document over HTTP.
 //! - [`config`]: settings; [`startup`]: [`build`], the service as an
 //!   `interlock_common::server::App` with key maintenance in the background.
 //!
 //! auth owns credentials only; profiles belong to users and roles to roles.
 
+pub mod accounts;
+pub mod codes;
 pub mod config;
+pub mod discovery;
 pub mod domain;
 pub mod error;
 pub mod keys;
 pub mod login;
+pub mod mailer;
 pub mod password;
 pub mod register;
 pub mod revocations;

@@ -12,8 +12,10 @@
 //!    hash so the answer takes as long ([`crate::password`]). If no bcrypt
 //!    slot came free, no guess was checked and the reservation is given
 //!    back; a wrong password keeps it as the failure record.
-//! 4. On success forget the account's failures, start a session with its
-//!    first refresh token and sign an access token.
+//! 4. On success forget the account's failures; an account whose address
+//!    must still be confirmed is refused here (FAILED_PRECONDITION, told
+//!    only to whoever knew the password). Otherwise start a session with
+//!    its first refresh token and sign an access token.
 //!
 //! This module decides nothing about transport: it returns an [`Issued`]
 //! or an [`AuthError`], and the handler maps either.
@@ -81,6 +83,11 @@ pub async fn login(
         return Err(AuthError::InvalidCredentials);
     };
     throttle::login_succeeded(&s.pool, reservation, &account).await?;
+    // Said only to whoever knows the password, so it reveals nothing.
+    if s.accounts.require_email_verification && !user.email_verified() {
+        tracing::info!(user_id = %user.user_id, "login refused: email not confirmed");
+        return Err(AuthError::EmailNotConfirmed);
+    }
     let refresh = tokens::new_refresh_token();
     let expires_at = now + s.tokens.refresh_ttl;
     let session_id =

@@ -8,7 +8,10 @@
 //!    request for [`CLAIM_LEASE`].
 //! 2. auth calls users.CreateUser and roles.AssignDefaultRoles (both
 //!    idempotent on the user id), renewing its claim between the calls,
-//!    then activates the credential if the claim is still its own.
+//!    then activates the credential if the claim is still its own. When
+//!    the address must be confirmed, the first confirmation code is stored
+//!    in the same transaction as the activation, and emailed after it
+//!    commits: an active account always has a code to confirm with.
 //! 3. On a failure auth compensates (roles.RemoveUser, users.DeleteUser,
 //!    delete the pending row), again only while it holds the claim. If
 //!    compensation cannot run (a module down), the row stays pending and
@@ -31,11 +34,13 @@ use interlock_proto::users::v1::{CreateUserRequest, DeleteUserRequest};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::accounts::FirstCode;
 use crate::domain::Registration;
 use crate::error::AuthError;
-use crate::password::{Lane, PasswordHasher};
+use crate::mailer::{Kind, Outgoing};
+use crate::password::Lane;
 use crate::service::AuthState;
-use crate::store::{self, Claim, Credential};
+use crate::store::{self, Activation, Claim, Credential};
 use crate::throttle::{self, Attempt};
 
 /// A pending registration older than this is abandoned and compensated.
@@ -56,9 +61,21 @@ pub struct Peers {
     pub roles: RolesInternalClient<PeerChannel>,
 }
 
+/// A finished registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    pub user_id: Uuid,
+    /// The account must confirm its address before it can log in.
+    pub verification_required: bool,
+}
+
 /// Registers from the client at `address`, or resumes an identical
 /// half-done registration.
-pub async fn register(s: &AuthState, address: &str, reg: Registration) -> Result<Uuid, AuthError> {
+pub async fn register(
+    s: &AuthState,
+    address: &str,
+    reg: Registration,
+) -> Result<Registered, AuthError> {
     let reservation =
         match throttle::reserve_registration(&s.pool, &s.throttle, address, Utc::now()).await? {
             Attempt::Reserved(r) => r,
@@ -69,23 +86,40 @@ pub async fn register(s: &AuthState, address: &str, reg: Registration) -> Result
         };
     // Every registration that got this far counts against the address,
     // except one turned away before any work ran.
-    match run(&s.pool, &s.hasher, &s.peers, reg).await {
+    match run(s, reg).await {
         Err(AuthError::Busy) => {
             throttle::release(&s.pool, reservation).await?;
             Err(AuthError::Busy)
         }
-        other => other,
+        Err(e) => Err(e),
+        Ok((credential, first)) => {
+            let verification_required = first.is_some();
+            if let (Some(first), Some(mailer)) = (first, &s.mailer) {
+                mailer.send(Outgoing {
+                    kind: Kind::VerifyEmail,
+                    user_id: credential.user_id,
+                    to: credential.email,
+                    first_name: credential.first_name,
+                    code: first.code,
+                    expires_at: first.expires_at,
+                });
+            }
+            Ok(Registered {
+                user_id: credential.user_id,
+                verification_required,
+            })
+        }
     }
 }
 
-/// Steps 1 to 3.
+/// Steps 1 to 3: the active credential and, when its address must be
+/// confirmed, the code stored with it.
 #[tracing::instrument(skip_all)]
 async fn run(
-    pool: &PgPool,
-    hasher: &PasswordHasher,
-    peers: &Peers,
+    s: &AuthState,
     reg: Registration,
-) -> Result<Uuid, AuthError> {
+) -> Result<(Credential, Option<FirstCode>), AuthError> {
+    let (pool, hasher, peers) = (&s.pool, &s.hasher, &s.peers);
     let login = reg.login.as_str();
     let email = reg.email.as_str();
     let claim = Uuid::new_v4();
@@ -127,6 +161,7 @@ async fn run(
                 status: "pending".into(),
                 first_name: reg.first_name,
                 last_name: reg.last_name,
+                email_verified_at: None,
             };
             if let Err(e) = store::insert_pending(pool, &c, claim, CLAIM_LEASE).await {
                 if is_unique_violation(&e) {
@@ -137,9 +172,17 @@ async fn run(
             c
         }
     };
-    complete(pool, peers, &credential, claim).await?;
-    tracing::info!(user_id = %credential.user_id, "registered");
-    Ok(credential.user_id)
+    let first = s
+        .accounts
+        .require_email_verification
+        .then(|| FirstCode::new(s, credential.user_id));
+    complete(pool, peers, &credential, claim, first.as_ref()).await?;
+    tracing::info!(
+        user_id = %credential.user_id,
+        awaiting_confirmation = first.is_some(),
+        "registered"
+    );
+    Ok((credential, first))
 }
 
 fn taken(existing: &Credential, login: &str) -> AuthError {
@@ -161,16 +204,25 @@ fn lost_claim(user_id: Uuid) -> AuthError {
     AuthError::RegistrationInterrupted
 }
 
-/// Steps 2 and 3, holding `claim` on the pending credential.
+/// Steps 2 and 3, holding `claim` on the pending credential; activation
+/// stores `first` (the confirmation code) with it.
 async fn complete(
     pool: &PgPool,
     peers: &Peers,
     c: &Credential,
     claim: Uuid,
+    first: Option<&FirstCode>,
 ) -> Result<(), AuthError> {
     match create_downstream(pool, peers, c, claim).await {
         Ok(()) => {
-            if store::activate(pool, c.user_id, claim).await? {
+            let activation = match first {
+                Some(f) => Activation::AwaitingCode {
+                    hash: &f.hash,
+                    expires_at: f.expires_at,
+                },
+                None => Activation::Verified,
+            };
+            if store::activate(pool, c.user_id, claim, activation).await? {
                 Ok(())
             } else {
                 Err(lost_claim(c.user_id))

@@ -1,4 +1,4 @@
-//! auth's gRPC handlers and the HTTP JWKS endpoint.
+//! auth's gRPC handlers (the HTTP documents are in [`crate::discovery`]).
 //!
 //! Each handler parses its request, calls one operation ([`register`],
 //! [`login`]) and maps the answer. Operations fail with [`AuthError`]; `?`
@@ -12,15 +12,24 @@ use std::sync::Arc;
 use interlock_common::{ApiError, context, timestamp};
 use interlock_proto::auth::v1::auth_service_server::AuthService;
 use interlock_proto::auth::v1::{
+    ChangePasswordRequest, ChangePasswordResponse, ConfirmEmailRequest, ConfirmEmailResponse,
     GetJwksRequest, GetJwksResponse, LoginRequest, LogoutRequest, LogoutResponse, RefreshRequest,
-    RegisterRequest, RegisterResponse, TokenPair,
+    RegisterRequest, RegisterResponse, RequestPasswordResetRequest, RequestPasswordResetResponse,
+    ResendVerificationRequest, ResendVerificationResponse, ResetPasswordRequest,
+    ResetPasswordResponse, TokenPair,
 };
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Credentials, PresentedRefreshToken, Registration};
+use crate::accounts;
+use crate::codes::CodeHasher;
+use crate::config::AccountsConfig;
+use crate::domain::{
+    AccountRef, Credentials, EmailCode, NewPassword, Password, PresentedRefreshToken, Registration,
+};
 use crate::keys::KeyRing;
 use crate::login::{self, Issued};
+use crate::mailer::Mailer;
 use crate::password::PasswordHasher;
 use crate::register::{self, Peers};
 use crate::throttle::ThrottleLimits;
@@ -34,6 +43,11 @@ pub struct AuthState {
     pub tokens: TokenSettings,
     pub throttle: ThrottleLimits,
     pub peers: Peers,
+    /// Keys the stored hashes of emailed codes.
+    pub codes: CodeHasher,
+    /// `None` when the server has no `[email]` (verification then off).
+    pub mailer: Option<Mailer>,
+    pub accounts: AccountsConfig,
 }
 
 #[derive(Clone)]
@@ -59,9 +73,10 @@ impl AuthService for Auth {
     ) -> Result<Response<RegisterResponse>, Status> {
         let address = context::client_address(&req);
         let reg = Registration::parse(req.get_ref())?;
-        let user_id = register::register(&self.0, &address, reg).await?;
+        let done = register::register(&self.0, &address, reg).await?;
         Ok(Response::new(RegisterResponse {
-            user_id: user_id.to_string(),
+            user_id: done.user_id.to_string(),
+            email_verification_required: done.verification_required,
         }))
     }
 
@@ -103,20 +118,69 @@ impl AuthService for Auth {
             serde_json::to_string(&set).map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(Response::new(GetJwksResponse { jwks_json, key_ids }))
     }
-}
 
-/// `GET /.well-known/jwks.json` for Envoy's `jwt_authn` and the services.
-pub fn jwks_router(keys: Arc<KeyRing>) -> axum::Router {
-    axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(move || {
-            let keys = keys.clone();
-            async move {
-                (
-                    [(axum::http::header::CACHE_CONTROL, "public, max-age=60")],
-                    axum::Json(keys.jwks().await),
-                )
-            }
-        }),
-    )
+    async fn confirm_email(
+        &self,
+        req: Request<ConfirmEmailRequest>,
+    ) -> Result<Response<ConfirmEmailResponse>, Status> {
+        let address = context::client_address(&req);
+        let r = req.get_ref();
+        let account = AccountRef::parse("login_or_email", &r.login_or_email)?;
+        let code = EmailCode::parse("code", &r.code)?;
+        let user_id = accounts::confirm_email(&self.0, &account, &code, &address).await?;
+        Ok(Response::new(ConfirmEmailResponse {
+            user_id: user_id.to_string(),
+        }))
+    }
+
+    async fn resend_verification(
+        &self,
+        req: Request<ResendVerificationRequest>,
+    ) -> Result<Response<ResendVerificationResponse>, Status> {
+        let address = context::client_address(&req);
+        let account = AccountRef::parse("login_or_email", &req.get_ref().login_or_email)?;
+        accounts::resend_verification(&self.0, &account, &address).await?;
+        Ok(Response::new(ResendVerificationResponse {}))
+    }
+
+    async fn request_password_reset(
+        &self,
+        req: Request<RequestPasswordResetRequest>,
+    ) -> Result<Response<RequestPasswordResetResponse>, Status> {
+        let address = context::client_address(&req);
+        let account = AccountRef::parse("login_or_email", &req.get_ref().login_or_email)?;
+        accounts::request_password_reset(&self.0, &account, &address).await?;
+        Ok(Response::new(RequestPasswordResetResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        req: Request<ResetPasswordRequest>,
+    ) -> Result<Response<ResetPasswordResponse>, Status> {
+        let address = context::client_address(&req);
+        let r = req.get_ref();
+        let account = AccountRef::parse("login_or_email", &r.login_or_email)?;
+        let code = EmailCode::parse("code", &r.code)?;
+        let password = NewPassword::parse("new_password", &r.new_password)?;
+        let ended = accounts::reset_password(&self.0, &account, &code, &password, &address).await?;
+        Ok(Response::new(ResetPasswordResponse {
+            sessions_ended: u32::try_from(ended).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        req: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        let address = context::client_address(&req);
+        let user = context::user(&req)?;
+        let r = req.get_ref();
+        let current = Password::parse("current_password", &r.current_password)?;
+        let new_password = NewPassword::parse("new_password", &r.new_password)?;
+        let ended =
+            accounts::change_password(&self.0, user, &current, &new_password, &address).await?;
+        Ok(Response::new(ChangePasswordResponse {
+            sessions_ended: u32::try_from(ended).unwrap_or(u32::MAX),
+        }))
+    }
 }

@@ -18,12 +18,15 @@ use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
 use tokio::sync::watch;
 use tonic::service::Routes;
 
+use crate::codes::{self, CodeHasher};
 use crate::config::Settings;
+use crate::discovery::{self, DiscoveryDocument};
 use crate::keys::{KeyPolicy, KeyRing, KeyRingSource};
+use crate::mailer::Mailer;
 use crate::password::{HashLimits, PasswordHasher};
 use crate::register::{self, Peers};
 use crate::revocations::{self, DbRevocations};
-use crate::service::{self, Auth, AuthState};
+use crate::service::{Auth, AuthState};
 use crate::throttle::{self, ThrottleLimits};
 use crate::tokens::TokenSettings;
 
@@ -79,18 +82,36 @@ pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App
     });
     let verifier = own_verifier(&tokens, &keys, revoked.clone()).await;
     let guard = Guard::from_settings(&common.peer, Some(verifier)).await?;
+    let (mailer, delivery) = match &settings.email {
+        Some(email) => {
+            let (mailer, delivery) = Mailer::new(email)?;
+            (Some(mailer), Some(delivery))
+        }
+        None => (None, None),
+    };
     let state = Arc::new(AuthState {
         pool,
         hasher,
         keys,
         tokens,
-        throttle: ThrottleLimits::from_config(&settings.throttle),
+        throttle: ThrottleLimits::from_config(&settings.throttle, &settings.accounts),
         peers,
+        codes: CodeHasher::new(&settings.passwords.pepper),
+        mailer,
+        accounts: settings.accounts.clone(),
     });
-    let http = service::jwks_router(state.keys.clone()).merge(revocations::router(revoked));
+    let document = DiscoveryDocument::new(&state.tokens.issuer, &settings.tokens.public_url);
+    let max_age =
+        discovery::jwks_max_age(chrono::Duration::seconds(settings.keys.publish_lead_secs));
+    let http = discovery::router(state.keys.clone(), document, max_age)
+        .merge(revocations::router(revoked));
     let routes = Routes::from(http).add_service(AuthServiceServer::new(Auth(state.clone())));
-    Ok(App::new(crate::MODULE, guard, routes)
-        .with_task("maintenance", move |stop| maintain(state, stop)))
+    let app = App::new(crate::MODULE, guard, routes)
+        .with_task("maintenance", move |stop| maintain(state, stop));
+    Ok(match delivery {
+        Some(delivery) => app.with_task("email", move |stop| delivery.run(stop)),
+        None => app,
+    })
 }
 
 /// auth verifies the tokens it issued (Logout, for one) like any service,
@@ -140,6 +161,9 @@ async fn maintain_once(state: &AuthState) {
     }
     if let Err(error) = throttle::prune(&state.pool, &state.throttle, now).await {
         tracing::warn!(%error, "pruning login failures failed");
+    }
+    if let Err(error) = codes::prune(&state.pool).await {
+        tracing::warn!(%error, "pruning expired email codes failed");
     }
     match register::sweep_stale(&state.pool, &state.peers).await {
         Ok(0) => {}

@@ -14,21 +14,30 @@ pub struct Credential {
     pub status: String,
     pub first_name: String,
     pub last_name: String,
+    /// When the address was confirmed (ConfirmEmail or a password reset);
+    /// set at activation when the server does not require confirmation.
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 impl Credential {
     pub fn is_active(&self) -> bool {
         self.status == "active"
     }
+
+    pub fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
 }
+
+const CREDENTIAL_COLUMNS: &str =
+    "user_id, login, email, password_hash, status, first_name, last_name, email_verified_at";
 
 /// The account whose login or email is `key` (already lowercased).
 #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn find_by_login_or_email(pool: &PgPool, key: &str) -> sqlx::Result<Option<Credential>> {
-    sqlx::query_as(
-        "SELECT user_id, login, email, password_hash, status, first_name, last_name
-         FROM credentials WHERE login = $1 OR email = $1 LIMIT 1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE login = $1 OR email = $1 LIMIT 1"
+    )))
     .bind(key)
     .fetch_optional(pool)
     .await
@@ -41,10 +50,9 @@ pub async fn find_conflicts(
     login: &str,
     email: &str,
 ) -> sqlx::Result<Vec<Credential>> {
-    sqlx::query_as(
-        "SELECT user_id, login, email, password_hash, status, first_name, last_name
-         FROM credentials WHERE login = $1 OR email = $2",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE login = $1 OR email = $2"
+    )))
     .bind(login)
     .bind(email)
     .fetch_all(pool)
@@ -141,21 +149,129 @@ pub async fn release_claim(pool: &PgPool, user_id: Uuid, claim: Uuid) -> sqlx::R
     Ok(())
 }
 
+/// The account `user_id`.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn find_by_id(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Credential>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE user_id = $1"
+    )))
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// How an account starts once registration is done.
+pub enum Activation<'a> {
+    /// Its address counts as confirmed (the server does not ask).
+    Verified,
+    /// It must confirm its address with this code (hash, expiry), stored
+    /// in the same transaction as the activation: an active account always
+    /// has had a code sent, and a code never exists for a pending one.
+    AwaitingCode {
+        hash: &'a [u8],
+        expires_at: DateTime<Utc>,
+    },
+}
+
 /// Activates a pending account if our claim still holds it. False when the
 /// claim was lost (it expired and someone else took over).
 #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
-pub async fn activate(pool: &PgPool, user_id: Uuid, claim: Uuid) -> sqlx::Result<bool> {
-    Ok(sqlx::query(
+pub async fn activate(
+    pool: &PgPool,
+    user_id: Uuid,
+    claim: Uuid,
+    activation: Activation<'_>,
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let verified = matches!(activation, Activation::Verified);
+    let done = sqlx::query(
         "UPDATE credentials
-         SET status = 'active', activated_at = now(), claim_token = NULL, claimed_until = NULL
+         SET status = 'active', activated_at = now(), claim_token = NULL, claimed_until = NULL,
+             email_verified_at = CASE WHEN $3 THEN now() END
          WHERE user_id = $1 AND status = 'pending' AND claim_token = $2",
     )
     .bind(user_id)
     .bind(claim)
-    .execute(pool)
+    .bind(verified)
+    .execute(&mut *tx)
     .await?
     .rows_affected()
-        == 1)
+        == 1;
+    if !done {
+        return Ok(false);
+    }
+    if let Activation::AwaitingCode { hash, expires_at } = activation {
+        crate::codes::replace(
+            &mut tx,
+            user_id,
+            crate::codes::Purpose::VerifyEmail,
+            hash,
+            expires_at,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Marks the address of `user_id` confirmed (inside the transaction that
+/// used the code).
+pub async fn confirm_email(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE credentials SET email_verified_at = now()
+         WHERE user_id = $1 AND email_verified_at IS NULL",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inside the caller's transaction: sets the account's password hash, ends
+/// its sessions but `keep` (refresh tokens at once; access tokens through
+/// the revocation list), forgives its login failures, drops any reset code,
+/// and with `confirm_email` marks the address confirmed. Returns how many
+/// sessions ended.
+pub async fn set_password(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    password_hash: &str,
+    keep: Option<Uuid>,
+    reason: &str,
+    confirm_email: bool,
+) -> sqlx::Result<u64> {
+    sqlx::query(
+        "UPDATE credentials
+         SET password_hash = $2,
+             email_verified_at = CASE WHEN $3 THEN COALESCE(email_verified_at, now())
+                                      ELSE email_verified_at END
+         WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .bind(password_hash)
+    .bind(confirm_email)
+    .execute(&mut *conn)
+    .await?;
+    let ended = sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+           AND ($3::uuid IS NULL OR id <> $3)",
+    )
+    .bind(user_id)
+    .bind(reason)
+    .bind(keep)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM email_codes WHERE user_id = $1 AND purpose = 'reset_password'")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM throttle_attempts WHERE scope = 'account' AND key = $1")
+        .bind(crate::throttle::AccountKey::User(user_id).key())
+        .execute(&mut *conn)
+        .await?;
+    Ok(ended)
 }
 
 /// Deletes a pending account if our claim still holds it.

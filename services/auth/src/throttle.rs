@@ -28,15 +28,26 @@ pub struct ThrottleLimits {
     pub per_address: i64,
     /// Registrations per client address (every one that reached bcrypt).
     pub registrations_per_address: i64,
+    /// Emails asked for per typed login or email, and per client address.
+    pub emails_per_account: i64,
+    pub emails_per_address: i64,
+    /// Codes presented per client address.
+    pub code_checks_per_address: i64,
 }
 
 impl ThrottleLimits {
-    pub fn from_config(c: &crate::config::ThrottleConfig) -> Self {
+    pub fn from_config(
+        c: &crate::config::ThrottleConfig,
+        a: &crate::config::AccountsConfig,
+    ) -> Self {
         Self {
             window: Duration::seconds(c.window_secs),
             per_account: c.max_failures_per_account,
             per_address: c.max_failures_per_address,
             registrations_per_address: c.max_registrations_per_address,
+            emails_per_account: a.emails_per_account,
+            emails_per_address: a.emails_per_address,
+            code_checks_per_address: a.code_checks_per_address,
         }
     }
 }
@@ -60,7 +71,8 @@ impl AccountKey {
         Self::Unknown(typed.to_owned())
     }
 
-    fn key(&self) -> String {
+    /// Its bucket key in `throttle_attempts`.
+    pub fn key(&self) -> String {
         match self {
             Self::User(id) => format!("user:{id}"),
             Self::Unknown(typed) => format!("typed:{typed}"),
@@ -141,6 +153,60 @@ pub async fn reserve_registration(
             scope: "register",
             key: address,
             limit: limits.registrations_per_address,
+        }],
+        now,
+    )
+    .await
+}
+
+/// Reserves one email (a resend or a reset) for what was typed (already
+/// normalised; never the account's id, so the bucket cannot tell whether
+/// the account exists) and for the client address.
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn reserve_email(
+    pool: &PgPool,
+    limits: &ThrottleLimits,
+    typed: &str,
+    address: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Attempt> {
+    reserve(
+        pool,
+        limits.window,
+        &[
+            Bucket {
+                scope: "email_account",
+                key: typed,
+                limit: limits.emails_per_account,
+            },
+            Bucket {
+                scope: "email_address",
+                key: address,
+                limit: limits.emails_per_address,
+            },
+        ],
+        now,
+    )
+    .await
+}
+
+/// Reserves one code check (ConfirmEmail, ResetPassword) for the client
+/// address: bounds guessing across many accounts (each code also burns
+/// after a few wrong tries).
+#[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
+pub async fn reserve_code_check(
+    pool: &PgPool,
+    limits: &ThrottleLimits,
+    address: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Attempt> {
+    reserve(
+        pool,
+        limits.window,
+        &[Bucket {
+            scope: "code_address",
+            key: address,
+            limit: limits.code_checks_per_address,
         }],
         now,
     )

@@ -115,6 +115,11 @@ pub fn as_workload(workload: &str, program: &std::path::Path, args: &[&str]) -> 
     cmd
 }
 
+/// A fresh user with a session, through the edge.
+pub async fn register_and_login(mesh: &Mesh, login: &str) -> interlock_proto::auth::v1::TokenPair {
+    interlock_testkit::register_and_login(edge(mesh, None).await, login).await
+}
+
 /// A unique login for a test user (the mesh's databases outlive a run).
 pub fn unique_login(prefix: &str) -> String {
     format!(

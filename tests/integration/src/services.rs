@@ -162,7 +162,71 @@ pub async fn spawn_notifications(pki: &Pki, jwks_url: &str) -> (SocketAddr, Test
     (addr, db)
 }
 
-/// auth's settings for tests: bcrypt at the minimum cost, secrets random.
+/// The test SMTP server, scripts/smtp.sh's Postfix (shared by every test,
+/// like the PostgreSQL cluster; each test mails its own addresses):
+/// `INTERLOCK_TEST_SMTP_ADDR`, `_CA` and `INTERLOCK_TEST_MAILDIR` (printed
+/// by `scripts/smtp.sh env`), by default the topology's.
+#[derive(Debug, Clone)]
+pub struct TestSmtp {
+    pub host: String,
+    pub port: u16,
+    pub ca: std::path::PathBuf,
+    pub maildir: std::path::PathBuf,
+}
+
+impl TestSmtp {
+    /// The server, if its CA exists (i.e. scripts/smtp.sh has run).
+    pub fn find() -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let addr = var("INTERLOCK_TEST_SMTP_ADDR").unwrap_or_else(|| "127.0.0.1:17025".into());
+        let (host, port) = addr.rsplit_once(':')?;
+        let home = std::path::Path::new("/var/lib/interlock/smtp");
+        let ca = var("INTERLOCK_TEST_SMTP_CA")
+            .map_or_else(|| home.join("tls").join("ca.pem"), Into::into);
+        let maildir = var("INTERLOCK_TEST_MAILDIR")
+            .map_or_else(|| home.join("mail").join("Maildir"), Into::into);
+        let port = port.parse().ok()?;
+        ca.is_file().then(|| Self {
+            host: host.to_owned(),
+            port,
+            ca,
+            maildir,
+        })
+    }
+
+    /// The server, or a panic saying how to start it.
+    pub fn required() -> Self {
+        Self::find()
+            .expect("no test SMTP server: run `bash scripts/smtp.sh start` (scripts/test.sh does)")
+    }
+
+    /// auth's `[email]` for it: STARTTLS, trusting its CA.
+    pub fn email_config(&self) -> interlock_auth::config::EmailConfig {
+        interlock_auth::config::EmailConfig {
+            smtp_host: self.host.clone(),
+            smtp_port: self.port,
+            tls: interlock_auth::config::SmtpTls::Starttls,
+            tls_ca_file: Some(self.ca.clone()),
+            tls_server_name: Some("localhost".into()),
+            username: None,
+            password: None,
+            from: "Interlock <no-reply@interlock.local>".into(),
+            product_name: "Interlock".into(),
+            max_attempts: 3,
+            timeout_secs: 10,
+        }
+    }
+
+    /// Every message to `to` once there are `n`, oldest first.
+    pub fn wait_for(&self, to: &str, n: usize) -> Vec<interlock_mesh::mail::Mail> {
+        interlock_mesh::mail::wait_for(&self.maildir, to, n, std::time::Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// auth's settings for tests: bcrypt at the minimum cost, secrets random;
+/// email verification off (tests of it turn it on), email through the
+/// test SMTP server when it runs.
 pub fn auth_settings(pki: &Pki, db: &TestDb, users: &str, roles: &str) -> interlock_auth::Settings {
     use interlock_auth::config::*;
     let secret = || {
@@ -189,6 +253,11 @@ pub fn auth_settings(pki: &Pki, db: &TestDb, users: &str, roles: &str) -> interl
             users_url: users.to_owned(),
             roles_url: roles.to_owned(),
         },
+        accounts: AccountsConfig {
+            require_email_verification: false,
+            ..AccountsConfig::default()
+        },
+        email: TestSmtp::find().map(|smtp| smtp.email_config()),
     }
 }
 

@@ -163,6 +163,24 @@ pub(super) fn public_method_routes(mesh: &Mesh) -> Vec<Value> {
         .collect()
 }
 
+/// The HTTP endpoints the policy makes external (the discovery documents),
+/// to their module, with [`per_client_limit`] in a bucket of their own.
+/// They need no token, and the module's answer (cache headers included)
+/// passes through unchanged.
+pub(super) fn public_http_routes(mesh: &Mesh) -> Vec<Value> {
+    let limit = per_client_limit(mesh, "public_http");
+    mesh.policy
+        .external_http()
+        .map(|rule| {
+            json!({
+                "match": { "path": rule.path },
+                "route": { "cluster": sidecar_cluster(&rule.module), "timeout": "10s" },
+                "typed_per_filter_config": { "envoy.filters.http.local_ratelimit": limit.clone() }
+            })
+        })
+        .collect()
+}
+
 /// `s` as a literal in an RE2 pattern.
 pub(super) fn regex_escape(s: &str) -> String {
     s.chars()
@@ -185,6 +203,7 @@ pub fn edge(mesh: &Mesh) -> Value {
     let reflection = &mesh.topology.edge.reflection;
     // A cluster to every module the edge sends anything to.
     let mut modules: Vec<String> = externals.iter().map(|(_, m)| m.clone()).collect();
+    modules.extend(mesh.policy.external_http().map(|r| r.module.clone()));
     modules.extend([issuer.to_owned(), reflection.clone()]);
     modules.sort();
     modules.dedup();
@@ -199,6 +218,7 @@ pub fn edge(mesh: &Mesh) -> Value {
     // bcrypt ones are costly: they get their own route with a token bucket
     // per client address, ahead of their service's route.
     let mut routes: Vec<Value> = public_method_routes(mesh);
+    routes.extend(public_http_routes(mesh));
     routes.extend(externals.iter().map(|(service, module)| {
         json!({ "match": { "prefix": format!("/{service}/") }, "route": { "cluster": sidecar_cluster(module), "timeout": "30s" } })
     }));
@@ -219,6 +239,11 @@ pub fn edge(mesh: &Mesh) -> Value {
         .into_iter()
         .map(|path| json!({ "match": { "path": path } }))
         .collect();
+    rules.extend(
+        mesh.policy
+            .external_http()
+            .map(|r| json!({ "match": { "path": r.path } })),
+    );
     rules.extend(
         REFLECTION_PREFIXES
             .iter()

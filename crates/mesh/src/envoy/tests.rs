@@ -2,7 +2,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::edge::{BUFFER_LIMIT_BYTES, EDGE_TLS12_CIPHERS, public_method_routes, regex_escape};
+use super::edge::{
+    BUFFER_LIMIT_BYTES, EDGE_TLS12_CIPHERS, public_http_routes, public_method_routes, regex_escape,
+};
 use super::*;
 use crate::mesh::{REFLECTION_PREFIXES, Target};
 use crate::topology::repository_mesh;
@@ -173,6 +175,51 @@ fn edge_routes_only_external_services() {
     let rules = jwt["typed_config"]["rules"].to_string();
     assert!(rules.contains("/interlock.auth.v1.AuthService/Login"));
     assert!(!rules.contains("/interlock.auth.v1.AuthService/Logout"));
+}
+
+/// The discovery documents are served at the edge without a token (the
+/// JWT filter lists them without `requires`), routed to auth and
+/// rate-limited per client address; no other HTTP path is.
+#[test]
+fn edge_serves_the_discovery_documents_without_a_token() {
+    let m = mesh();
+    let routes = public_http_routes(&m);
+    let paths: Vec<&str> = routes
+        .iter()
+        .map(|r| r["match"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/.well-known/jwks.json",
+            "/.well-known/openid-configuration"
+        ]
+    );
+    for r in &routes {
+        assert_eq!(r["route"]["cluster"], "sidecar_auth");
+        let limit = &r["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"];
+        assert_eq!(limit["stat_prefix"], "public_http");
+    }
+    assert!(!paths.contains(&"/internal/revoked-sessions"));
+    let cfg = edge(&m);
+    let hcm =
+        &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let jwt = hcm["http_filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "envoy.filters.http.jwt_authn")
+        .expect("jwt_authn filter");
+    let rules = jwt["typed_config"]["rules"].as_array().unwrap();
+    for path in paths {
+        let rule = rules
+            .iter()
+            .find(|r| r["match"]["path"] == path)
+            .unwrap_or_else(|| panic!("{path} has no JWT rule"));
+        assert!(rule.get("requires").is_none(), "{path} needs no token");
+    }
+    // Before the catch-all that requires a token.
+    assert_eq!(rules.last().unwrap()["match"]["prefix"], "/");
 }
 
 /// Every Envoy's admin API is a Unix socket only its own user can open

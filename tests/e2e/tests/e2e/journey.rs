@@ -2,7 +2,7 @@
 //! an admin grants a role, a notification is created by a module and the
 //! user lists and receives it; refresh rotation and reuse detection.
 
-use interlock_e2e::{admin_token, edge, mesh, unique_login};
+use interlock_e2e::{admin_token, edge, mesh, register_and_login, unique_login};
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::auth::v1::*;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
@@ -12,7 +12,7 @@ use interlock_proto::roles::v1::GrantRequest;
 use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_testkit::{assert_status, register_and_login};
+use interlock_testkit::assert_status;
 use tonic::Code;
 
 /// register -> login -> GetMe with roles -> admin grants a role -> GetMe
@@ -22,7 +22,7 @@ use tonic::Code;
 async fn full_journey_through_the_edge() {
     let mesh = mesh();
     let login = unique_login("journey");
-    let pair = register_and_login(edge(&mesh, None).await, &login).await;
+    let pair = register_and_login(&mesh, &login).await;
     let mut users = UsersServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
     let me = users
         .get_me(GetMeRequest {})
@@ -93,7 +93,7 @@ async fn full_journey_through_the_edge() {
 #[tokio::test]
 async fn refresh_rotation_and_reuse_revocation_through_the_edge() {
     let mesh = mesh();
-    let first = register_and_login(edge(&mesh, None).await, &unique_login("rotor")).await;
+    let first = register_and_login(&mesh, &unique_login("rotor")).await;
     let mut auth = AuthServiceClient::new(edge(&mesh, None).await);
     let second = auth
         .refresh(RefreshRequest {

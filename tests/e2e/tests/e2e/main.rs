@@ -2,6 +2,7 @@
 //! PostgreSQL and services, called through the edge with tonic and grpcurl.
 //! Run by scripts/test.sh after `scripts/mesh.sh up`.
 
+mod discovery;
 mod grpcurl;
 mod hostile;
 mod identity;
@@ -10,4 +11,5 @@ mod push;
 mod refusals;
 mod rotation;
 mod security;
+mod tls;
 mod tracing;

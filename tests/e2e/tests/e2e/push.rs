@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{curl_unix, edge, grpcurl, mesh, tool, unique_login};
+use interlock_e2e::{curl_unix, grpcurl, mesh, register_and_login, tool, unique_login};
 use interlock_proto::notifications::v1::GetDeliveryReportRequest;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
-use interlock_testkit::{Patience, register_and_login, wait_until};
+use interlock_testkit::{Patience, wait_until};
 
 fn proto_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto")
@@ -17,7 +17,7 @@ fn proto_dir() -> PathBuf {
 #[tokio::test]
 async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
     let mesh = mesh();
-    let pair = register_and_login(edge(&mesh, None).await, &unique_login("push")).await;
+    let pair = register_and_login(&mesh, &unique_login("push")).await;
     let token = format!("e2e-device-{}", uuid::Uuid::new_v4().simple());
 
     // The user registers a device through the edge.

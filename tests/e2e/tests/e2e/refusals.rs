@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use interlock_e2e::signing::AuthSigner;
-use interlock_e2e::{ProbeEnvoy, as_workload, edge, mesh, unique_login};
+use interlock_e2e::{ProbeEnvoy, as_workload, edge, mesh, register_and_login, unique_login};
 use interlock_proto::auth::v1::GetJwksRequest;
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
@@ -12,7 +12,7 @@ use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
 use interlock_proto::roles::v1::{AssignDefaultRolesRequest, GetRolesRequest, ListRequest};
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_testkit::{Caller, Patience, assert_status, register_and_login, wait_until};
+use interlock_testkit::{Caller, Patience, assert_status, wait_until};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::EncodePrivateKey;
 use tonic::Code;
@@ -76,7 +76,7 @@ async fn edge_refuses_missing_forged_and_unsigned_jwts() {
 #[tokio::test]
 async fn edge_refuses_a_genuinely_signed_token_once_it_has_expired() {
     let mesh = mesh();
-    let pair = register_and_login(edge(&mesh, None).await, &unique_login("late")).await;
+    let pair = register_and_login(&mesh, &unique_login("late")).await;
     let user = pair.user_id.parse().expect("user id");
     let signer = AuthSigner::open(&mesh).await;
     let now = chrono::Utc::now();
@@ -110,7 +110,7 @@ async fn edge_refuses_a_genuinely_signed_token_once_it_has_expired() {
 #[tokio::test]
 async fn edge_does_not_route_internal_services() {
     let mesh = mesh();
-    let pair = register_and_login(edge(&mesh, None).await, &unique_login("nosy")).await;
+    let pair = register_and_login(&mesh, &unique_login("nosy")).await;
     let mut internal = RolesInternalClient::new(edge(&mesh, Some(&pair.access_token)).await);
     assert_status(
         internal

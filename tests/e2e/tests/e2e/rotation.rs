@@ -4,10 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{admin_get, edge, mesh, unique_login};
+use interlock_e2e::{admin_get, edge, mesh, register_and_login, unique_login};
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_testkit::register_and_login;
 
 /// Serial numbers of the certificates an Envoy holds.
 fn serials(certs: &str) -> Vec<String> {
@@ -26,7 +25,7 @@ fn serials(certs: &str) -> Vec<String> {
 #[tokio::test]
 async fn calls_keep_succeeding_across_two_svid_rotations() {
     let mesh = mesh();
-    let pair = register_and_login(edge(&mesh, None).await, &unique_login("steady")).await;
+    let pair = register_and_login(&mesh, &unique_login("steady")).await;
     let mut users = UsersServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
     let admin = mesh.admin_socket("users");
     let mut seen: Vec<String> = Vec::new();

@@ -8,12 +8,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{curl_unix, edge, mesh, unique_login};
+use interlock_e2e::{curl_unix, edge, mesh, register_and_login, unique_login};
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::auth::v1::{LogoutRequest, RefreshRequest};
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_testkit::{Patience, register_and_login, wait_for_refusal, wait_until};
+use interlock_testkit::{Patience, wait_for_refusal, wait_until};
 use tonic::Code;
 
 /// Programs the mesh starts.
@@ -212,7 +212,7 @@ async fn assert_revoked_within_window(access: &str) -> Duration {
 #[tokio::test]
 async fn access_token_is_refused_after_logout() {
     let m = mesh();
-    let pair = register_and_login(edge(&m, None).await, &unique_login("logout")).await;
+    let pair = register_and_login(&m, &unique_login("logout")).await;
     let mut users = UsersServiceClient::new(edge(&m, Some(&pair.access_token)).await);
     users
         .get_me(GetMeRequest {})
@@ -231,7 +231,7 @@ async fn access_token_is_refused_after_logout() {
 #[tokio::test]
 async fn access_token_is_refused_after_refresh_token_reuse() {
     let m = mesh();
-    let pair = register_and_login(edge(&m, None).await, &unique_login("reuse")).await;
+    let pair = register_and_login(&m, &unique_login("reuse")).await;
     let mut auth = AuthServiceClient::new(edge(&m, None).await);
     let rotated = auth
         .refresh(RefreshRequest {

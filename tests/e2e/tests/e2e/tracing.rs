@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use interlock_e2e::{ProbeEnvoy, edge, edge_channel, mesh, unique_login};
+use interlock_e2e::{ProbeEnvoy, edge, edge_channel, mesh, register_and_login, unique_login};
 use interlock_proto::roles::v1::ListRequest;
 use interlock_proto::roles::v1::roles_admin_client::RolesAdminClient;
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_testkit::{Patience, register_and_login, wait_until};
+use interlock_testkit::{Patience, wait_until};
 use serde_json::Value;
 use tonic::metadata::MetadataValue;
 
@@ -126,7 +126,7 @@ fn descends_from(spans: &[Span], span: &Span, ancestor: &Span) -> bool {
 #[tokio::test]
 async fn get_me_is_one_trace_from_the_edge_to_the_database() {
     let mesh = mesh();
-    let pair = register_and_login(edge(&mesh, None).await, &unique_login("traced")).await;
+    let pair = register_and_login(&mesh, &unique_login("traced")).await;
     let trace_id = new_trace_id();
     let mut client = UsersServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
     let mut req = tonic::Request::new(GetMeRequest {});
