@@ -217,10 +217,23 @@ impl TestSmtp {
         }
     }
 
-    /// Every message to `to` once there are `n`, oldest first.
-    pub fn wait_for(&self, to: &str, n: usize) -> Vec<interlock_mesh::mail::Mail> {
-        interlock_mesh::mail::wait_for(&self.maildir, to, n, std::time::Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("{e}"))
+    /// Every message to `to` once there are `n`, oldest first. Waits
+    /// without blocking the runtime: auth delivers on it.
+    pub async fn wait_for(&self, to: &str, n: usize) -> Vec<interlock_mesh::mail::Mail> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let found = interlock_mesh::mail::messages_to(&self.maildir, to);
+            if found.len() >= n {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} message(s) to {to} in {} after 20 s, expected {n}",
+                found.len(),
+                self.maildir.display()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use tonic::Code;
 
 use crate::assert_status;
 
+mod accounts;
 mod limits;
 
 fn edge(s: &Stack) -> AuthServiceClient<services::Client> {
