@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local mesh: PostgreSQL, SPIRE server and agent, one Envoy sidecar per
-# service, the services, and the edge — real programs, as local processes.
+# The local mesh: PostgreSQL, the SMTP server (Postfix, scripts/smtp.sh),
+# SPIRE server and agent, one Envoy sidecar per service, the services, and
+# the edge — real programs, as local processes.
 #   mesh.sh up       install what is missing, build, generate, start, wait
 #   mesh.sh down     stop everything
 #   mesh.sh status   what runs
@@ -104,6 +105,11 @@ LOGIN=demo\$(date +%s%N | cut -c8-16)
 \$G -d @ localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Register <<EOF
 {"login":"\$LOGIN","email":"\$LOGIN@example.com","password":"correct horse battery","first_name":"Ada","last_name":"Lovelace"}
 EOF
+# The confirmation code, from the mail the local SMTP server received:
+CODE=\$($MESH_BIN_DIR/interlock-mesh mail --to "\$LOGIN@example.com" --code)
+\$G -d @ localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/ConfirmEmail <<EOF
+{"login_or_email":"\$LOGIN","code":"\$CODE"}
+EOF
 TOKEN=\$(\$G -d @ localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Login <<EOF | sed -n 's/.*"accessToken": "\(.*\)".*/\1/p'
 {"login_or_email":"\$LOGIN","password":"correct horse battery"}
 EOF
@@ -132,6 +138,7 @@ TXT
 up() {
   bash scripts/install-tools.sh
   bash scripts/postgres.sh start
+  bash scripts/smtp.sh start
   build
   facts || die "interlock-mesh env failed"
   if running; then

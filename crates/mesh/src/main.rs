@@ -7,6 +7,7 @@
 //! interlock-mesh env [--target local|compose] [--run-dir DIR] [--bin-dir DIR]
 //! interlock-mesh secrets --out DIR
 //! interlock-mesh health SOCKET|HOST:PORT
+//! interlock-mesh mail --to ADDRESS [--code] [--wait SECS]
 //! ```
 
 use std::fs;
@@ -23,7 +24,9 @@ const USAGE: &str = "usage: interlock-mesh generate --run-dir DIR --bin-dir DIR 
        interlock-mesh render [--write|--check]   (`compose` is the old name)
        interlock-mesh env [--target local|compose] [--run-dir DIR] [--bin-dir DIR]
        interlock-mesh secrets --out DIR          (compose's secrets)
-       interlock-mesh health SOCKET|HOST:PORT";
+       interlock-mesh health SOCKET|HOST:PORT
+       interlock-mesh mail --to ADDRESS [--code] [--wait SECS]
+                                                 (the newest mail the local SMTP server got for ADDRESS)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,6 +37,7 @@ async fn main() -> ExitCode {
         Some("render" | "compose") => render_files(args.get(1).map(String::as_str)),
         Some("env") => env(&args[1..]),
         Some("secrets") => compose_secrets(&args[1..]),
+        Some("mail") => mail(&args[1..]),
         _ => Err(anyhow::anyhow!(USAGE)),
     };
     match result {
@@ -232,6 +236,37 @@ fn render_files(mode: Option<&str>) -> anyhow::Result<()> {
             println!("rendered files are up to date");
         }
         Some(other) => anyhow::bail!("unknown option {other}\n{USAGE}"),
+    }
+    Ok(())
+}
+
+/// The newest message the local SMTP server delivered to `--to` (waiting
+/// up to `--wait` seconds, 30 by default, for one): its text part, or with
+/// `--code` only the code in it.
+fn mail(args: &[String]) -> anyhow::Result<()> {
+    let to = required(args, "--to")?;
+    let wait = match flag(args, "--wait") {
+        Some(secs) => secs
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--wait {secs:?}: not a number of seconds"))?,
+        None => 30,
+    };
+    let mesh = repository_mesh(Path::new(DEFAULT_RUN_DIR), Path::new(DEFAULT_RUN_DIR))?;
+    let mails = interlock_mesh::mail::wait_for(
+        &mesh.maildir(),
+        &to,
+        1,
+        std::time::Duration::from_secs(wait),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let newest = mails.last().expect("wait_for returns at least one");
+    if args.iter().any(|a| a == "--code") {
+        let code = newest
+            .code()
+            .ok_or_else(|| anyhow::anyhow!("the newest mail to {to} has no code"))?;
+        println!("{code}");
+    } else {
+        println!("Subject: {}\n\n{}", newest.subject, newest.text);
     }
     Ok(())
 }

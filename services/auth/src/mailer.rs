@@ -71,7 +71,9 @@ pub struct Rendered {
 /// lines (names aside), and its code line is `Code: NNNNNNNN`.
 pub fn render(product: &str, m: &Outgoing, now: DateTime<Utc>) -> Rendered {
     // Rounded up: a code made a moment ago for 30 minutes says 30.
-    let minutes = ((m.expires_at - now).num_seconds() + 59).div_euclid(60).max(1);
+    let minutes = ((m.expires_at - now).num_seconds() + 59)
+        .div_euclid(60)
+        .max(1);
     let until = m.expires_at.format("%Y-%m-%d %H:%M UTC");
     let code = m.code.expose();
     let (subject, intro, rpc, ignore) = match m.kind {

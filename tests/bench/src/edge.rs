@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use interlock_e2e::{register_and_login, register_and_login_over};
 use interlock_mesh::Mesh;
 use interlock_proto::auth::v1::RefreshRequest;
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
@@ -20,7 +21,7 @@ use interlock_proto::notifications::v1::notifications_service_client::Notificati
 use interlock_proto::notifications::v1::{CreateRequest, ListMineRequest, MarkReceivedRequest};
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_testkit::{Caller, Client, PASSWORD, login_request, register_and_login};
+use interlock_testkit::{Caller, Client, PASSWORD, login_request};
 use tonic::transport::Channel;
 
 use crate::Plan;
@@ -46,11 +47,7 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
     let mut f = Fragment::new(phase);
     println!("connecting {CONNECTIONS} clients to the edge");
     let channels = channels(&mesh).await?;
-    let user = register_and_login(
-        Caller::default().over(channels[0].clone()),
-        &unique("bench"),
-    )
-    .await;
+    let user = register_and_login(&mesh, &unique("bench")).await;
     let as_user = |ch: &Channel| {
         Caller::default()
             .with_token(&user.access_token)
@@ -86,11 +83,7 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
 pub async fn probe(rate: f64, duration: Duration) -> anyhow::Result<()> {
     let mesh = interlock_e2e::mesh();
     let channels = channels(&mesh).await?;
-    let user = register_and_login(
-        Caller::default().over(channels[0].clone()),
-        &unique("probe"),
-    )
-    .await;
+    let user = register_and_login(&mesh, &unique("probe")).await;
     let users: Vec<_> = channels[..USER_CONNECTIONS]
         .iter()
         .map(|ch| {
@@ -280,8 +273,9 @@ async fn login(f: &mut Fragment, plan: &Plan, channels: &[Channel]) -> anyhow::R
     let raw = raw_bcrypt_rate(cost, cores, plan.scenario).await;
     println!("  raw bcrypt verify at cost {cost} on {cores} threads: {raw:.1}/s");
     let logins: Vec<String> = (0..cores * 2).map(|_| unique("blogin")).collect();
+    let mesh = interlock_e2e::mesh();
     for (i, l) in logins.iter().enumerate() {
-        register_and_login(Caller::default().over(channels[1 + i].clone()), l).await;
+        register_and_login_over(&mesh, Caller::default().over(channels[1 + i].clone()), l).await;
     }
     let channels = channels.to_vec();
     let logins = Arc::new(logins);
@@ -355,11 +349,12 @@ async fn raw_bcrypt_rate(cost: u32, threads: usize, duration: Duration) -> f64 {
 /// so each caller refreshes its own session with the token it got last.
 async fn refresh(f: &mut Fragment, plan: &Plan, channels: &[Channel]) {
     let sessions = plan.refresh_sessions;
+    let mesh = interlock_e2e::mesh();
     let mut tokens = Vec::with_capacity(sessions);
     for i in 0..sessions {
         let ch = channels[i % channels.len()].clone();
         tokens.push(
-            register_and_login(Caller::default().over(ch), &unique("brefresh"))
+            register_and_login_over(&mesh, Caller::default().over(ch), &unique("brefresh"))
                 .await
                 .refresh_token,
         );

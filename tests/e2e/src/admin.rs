@@ -63,15 +63,18 @@ async fn admin(mesh: &Mesh) -> Credentials {
         login: unique_login("e2eadmin"),
         password: uuid::Uuid::new_v4().simple().to_string(),
     };
-    let user_id = AuthServiceClient::new(edge(mesh, None).await)
+    let registered = AuthServiceClient::new(edge(mesh, None).await)
         .register(RegisterRequest {
             password: made.password.clone(),
             ..register_request(&made.login)
         })
         .await
         .expect("register the e2e admin")
-        .into_inner()
-        .user_id;
+        .into_inner();
+    if registered.email_verification_required {
+        crate::confirm_email(mesh, &made.login).await;
+    }
+    let user_id = registered.user_id;
     bootstrap_admin(mesh, &user_id);
     write_secret(&file, &format!("{}:{}", made.login, made.password));
     made

@@ -9,7 +9,9 @@
 //! - [`logs`]: the supervisor's per-process logs, read from a mark on.
 //!
 //! Waiting, status assertions, the request [`Caller`] and
-//! `register_and_login` are the shared kit's (`interlock_testkit`).
+//! the wait on a delivered email and `register_and_login` (which confirms
+//! the address with the mailed code) are here; waiting and the status
+//! assertion are the shared kit's (`interlock_testkit`).
 //!
 //! The mesh must be up (`scripts/mesh.sh up`, done by `scripts/test.sh`);
 //! the tests run as root on its machine.
@@ -115,9 +117,78 @@ pub fn as_workload(workload: &str, program: &std::path::Path, args: &[&str]) -> 
     cmd
 }
 
-/// A fresh user with a session, through the edge.
+/// A fresh user with a session, through the edge: registered, its email
+/// address confirmed with the code the local SMTP server received (the
+/// mesh requires it), logged in.
 pub async fn register_and_login(mesh: &Mesh, login: &str) -> interlock_proto::auth::v1::TokenPair {
-    interlock_testkit::register_and_login(edge(mesh, None).await, login).await
+    register_and_login_over(mesh, edge(mesh, None).await, login).await
+}
+
+/// [`register_and_login`] over `client` (a connection to the edge from a
+/// chosen client address: the edge and auth limit public calls per
+/// address).
+pub async fn register_and_login_over(
+    mesh: &Mesh,
+    client: Client,
+    login: &str,
+) -> interlock_proto::auth::v1::TokenPair {
+    use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
+    use interlock_testkit::{PASSWORD, login_request, register_request};
+    let mut auth = AuthServiceClient::new(client.clone());
+    let out = auth
+        .register(register_request(login))
+        .await
+        .unwrap_or_else(|s| panic!("register {login}: {s:?}"))
+        .into_inner();
+    if out.email_verification_required {
+        confirm_email_over(mesh, client, login).await;
+    }
+    auth.login(login_request(login, PASSWORD))
+        .await
+        .unwrap_or_else(|s| panic!("log {login} in: {s:?}"))
+        .into_inner()
+}
+
+/// Confirms the address of `login` (registered as `<login>@example.com`)
+/// with the newest code mailed to it.
+pub async fn confirm_email(mesh: &Mesh, login: &str) {
+    confirm_email_over(mesh, edge(mesh, None).await, login).await;
+}
+
+async fn confirm_email_over(mesh: &Mesh, client: Client, login: &str) {
+    use interlock_proto::auth::v1::ConfirmEmailRequest;
+    use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
+    let mails = wait_for_mail(mesh, &format!("{login}@example.com"), 1).await;
+    let code = mails
+        .last()
+        .and_then(interlock_mesh::mail::Mail::code)
+        .expect("a code in the mail");
+    AuthServiceClient::new(client)
+        .confirm_email(ConfirmEmailRequest {
+            login_or_email: login.into(),
+            code,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("confirm {login}: {s:?}"));
+}
+
+/// Every message to `to` in the local SMTP server's Maildir once there are
+/// `n`, oldest first (at most 30 s).
+pub async fn wait_for_mail(mesh: &Mesh, to: &str, n: usize) -> Vec<interlock_mesh::mail::Mail> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = interlock_mesh::mail::messages_to(&mesh.maildir(), to);
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} message(s) to {to} in {} after 30 s, expected {n}",
+            found.len(),
+            mesh.maildir().display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A unique login for a test user (the mesh's databases outlive a run).

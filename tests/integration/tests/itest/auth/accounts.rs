@@ -37,7 +37,10 @@ async fn auth_db(s: &Stack) -> sqlx::PgPool {
 
 /// A login no other test (or earlier run: the Maildir is shared) uses.
 fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 fn email(login: &str) -> String {
@@ -54,7 +57,11 @@ fn confirm(login: &str, code: &str) -> ConfirmEmailRequest {
 /// A wrong code of the right shape.
 fn other_than(code: &str) -> String {
     let last = code.as_bytes()[code.len() - 1];
-    let flipped = if last == b'9' { '0' } else { char::from(last + 1) };
+    let flipped = if last == b'9' {
+        '0'
+    } else {
+        char::from(last + 1)
+    };
     format!("{}{flipped}", &code[..code.len() - 1])
 }
 
@@ -70,7 +77,9 @@ async fn register_unconfirmed(
         .expect("register")
         .into_inner();
     assert!(out.email_verification_required);
-    smtp.wait_for(&email(login), 1).await[0].code().expect("a code")
+    smtp.wait_for(&email(login), 1).await[0]
+        .code()
+        .expect("a code")
 }
 
 /// Register sends a code; Login refuses the right password until the
@@ -87,7 +96,11 @@ async fn login_waits_for_the_emailed_code_which_works_once() {
 
     let mail = &smtp.wait_for(&email(&login), 1).await[0];
     assert_eq!(mail.subject, "Interlock: confirm your email address");
-    assert!(mail.from.contains("no-reply@interlock.local"), "{}", mail.from);
+    assert!(
+        mail.from.contains("no-reply@interlock.local"),
+        "{}",
+        mail.from
+    );
     let html = mail.html.as_deref().expect("an HTML part");
     for part in [mail.text.as_str(), html] {
         assert!(part.contains("Interlock") && part.contains(&code), "{part}");
@@ -107,12 +120,14 @@ async fn login_waits_for_the_emailed_code_which_works_once() {
     );
     // A wrong password still says only that the credentials are wrong.
     assert_status(
-        auth.login(login_request(&login, "wrong horse battery")).await,
+        auth.login(login_request(&login, "wrong horse battery"))
+            .await,
         Code::Unauthenticated,
         "invalid login or password",
     );
     assert_status(
-        auth.confirm_email(confirm(&login, &other_than(&code))).await,
+        auth.confirm_email(confirm(&login, &other_than(&code)))
+            .await,
         Code::InvalidArgument,
         "code: is not valid",
     );
@@ -151,7 +166,8 @@ async fn wrong_tries_burn_the_code_and_resends_are_rate_limited() {
     let code = register_unconfirmed(&mut auth, &smtp, &login).await;
     for _ in 0..5 {
         assert_status(
-            auth.confirm_email(confirm(&login, &other_than(&code))).await,
+            auth.confirm_email(confirm(&login, &other_than(&code)))
+                .await,
             Code::InvalidArgument,
             "code: is not valid",
         );
@@ -186,7 +202,11 @@ async fn wrong_tries_burn_the_code_and_resends_are_rate_limited() {
         .await
         .expect("resend");
     let refused = auth.resend_verification(resend(&login)).await;
-    assert_status(refused, Code::ResourceExhausted, "too many emails asked for");
+    assert_status(
+        refused,
+        Code::ResourceExhausted,
+        "too many emails asked for",
+    );
     let refused = auth
         .resend_verification(resend(&login))
         .await
@@ -327,7 +347,8 @@ async fn change_password_ends_the_other_sessions_only() {
         new_password: new.into(),
     };
     assert_status(
-        auth.change_password(change(PASSWORD, "brand new horse")).await,
+        auth.change_password(change(PASSWORD, "brand new horse"))
+            .await,
         Code::Unauthenticated,
         "access token",
     );
