@@ -3,7 +3,9 @@
 #   docker build --build-arg BINARY=interlock-auth --target runtime -t interlock-auth .
 # BINARY is one of the programs `interlock-mesh env` lists in MESH_BINARIES
 # (the workloads' binaries from mesh/topology.toml, the local FCM server).
-# The `spire-init` target is the SPIRE bootstrap step of compose.yaml.
+# The `spire-init` target is the SPIRE bootstrap step of compose.yaml; the
+# `smtp` target is its SMTP server (Postfix from Debian, configured by
+# deploy/smtp/postfix-conf.sh like the local one).
 # The base images' defaults are the ones pinned in mesh/versions.toml (a
 # test in crates/mesh checks that they agree).
 
@@ -54,3 +56,13 @@ FROM ${SPIRE_SERVER_IMAGE} AS spire-server
 FROM ${RUNTIME_IMAGE} AS spire-init
 COPY --from=spire-server /opt/spire/bin/spire-server /usr/local/bin/spire-server
 ENTRYPOINT []
+
+FROM ${RUNTIME_IMAGE} AS smtp
+RUN apt-get update \
+ && echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfix \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --no-create-home --shell /usr/sbin/nologin interlock-mail
+COPY deploy/smtp/postfix-conf.sh /usr/local/lib/interlock/postfix-conf.sh
+COPY deploy/smtp/entrypoint.sh /usr/local/bin/smtp-entrypoint.sh
+ENTRYPOINT ["/usr/local/bin/smtp-entrypoint.sh"]

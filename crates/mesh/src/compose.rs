@@ -8,7 +8,10 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::mesh::{FCM_ACCOUNT_SECRET, Mesh, compose_database, database_name};
+use crate::mesh::{
+    COMPOSE_SMTP, COMPOSE_SMTP_PORT, FCM_ACCOUNT_SECRET, Mesh, SMTP_CA_SECRET, compose_database,
+    database_name,
+};
 use crate::secrets;
 use crate::services::{env_var, secret_settings};
 use crate::spire::WORKLOAD_LABEL;
@@ -156,6 +159,15 @@ pub fn project(mesh: &Mesh) -> Value {
             );
             service_secrets.push(json!(FCM_ACCOUNT_SECRET));
         }
+        if workload.email {
+            // The CA auth trusts for the SMTP server's STARTTLS certificate.
+            secrets.insert(SMTP_CA_SECRET.into(), secret("smtp-ca.pem"));
+            service_secrets.push(json!(SMTP_CA_SECRET));
+            depends.insert(
+                COMPOSE_SMTP.into(),
+                json!({ "condition": "service_healthy" }),
+            );
+        }
         services.insert(w.into(), json!({
             "build": build(&workload.binary),
             "image": format!("{}:local", workload.binary),
@@ -232,6 +244,29 @@ pub fn project(mesh: &Mesh) -> Value {
             "image": v.jaeger_image(),
             // Traces name users and calls: loopback only.
             "ports": [format!("127.0.0.1:{}:{}", compose.jaeger_ui_host_port, mesh.topology.tracing.query_port)]
+        }),
+    );
+    // The SMTP server auth sends through (verification and reset codes):
+    // Postfix from Debian in the image's `smtp` stage, STARTTLS with a
+    // certificate from the secrets, every message in the `smtp-mail`
+    // volume's Maildir. Not published: only the compose network reaches
+    // it, and it relays nothing.
+    secrets.insert("smtp_tls_cert".into(), secret("smtp/server.pem"));
+    secrets.insert("smtp_tls_key".into(), secret("smtp/server-key.pem"));
+    volumes.insert("smtp-mail".into(), json!({}));
+    services.insert(
+        COMPOSE_SMTP.into(),
+        json!({
+            "build": { "context": ".", "target": "smtp" },
+            "image": "interlock-smtp:local",
+            "environment": { "SMTP_PORT": COMPOSE_SMTP_PORT.to_string() },
+            "secrets": ["smtp_tls_cert", "smtp_tls_key"],
+            "volumes": ["smtp-mail:/var/mail/interlock"],
+            "healthcheck": {
+                "test": ["CMD", "postfix", "-c", "/etc/postfix-interlock", "status"],
+                "interval": "5s", "timeout": "3s", "retries": 30
+            },
+            "restart": "unless-stopped"
         }),
     );
     let fcm = &mesh.topology.fcm_local;

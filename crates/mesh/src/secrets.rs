@@ -150,11 +150,6 @@ pub const EDGE_CERT_RENEW_DAYS: i64 = 30;
 /// The local edge CA's lifetime (it only signs the edge's certificates).
 const EDGE_CA_DAYS: i64 = 10 * 365;
 
-/// The edge CA's files in a secret store (root only locally).
-fn edge_ca_files(store: &Path) -> (PathBuf, PathBuf) {
-    (store.join("edge-ca.pem"), store.join("edge-ca-key.pem"))
-}
-
 /// What [`edge_tls`] did to the edge's certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EdgeCert {
@@ -172,9 +167,42 @@ pub enum EdgeCert {
 /// [`EDGE_CERT_RENEW_DAYS`] left, or one longer-lived than the profile
 /// allows (made before this rule), is replaced.
 pub fn edge_tls(dir: &Path, ca_store: &Path, key_mode: u32) -> anyhow::Result<EdgeCert> {
+    server_tls(
+        dir,
+        ca_store,
+        ("edge-ca", "Interlock local edge CA"),
+        &["localhost", "127.0.0.1"],
+        key_mode,
+    )
+}
+
+/// The compose SMTP server's STARTTLS certificate in `dir` (for the `smtp`
+/// container's name), its CA beside the other secrets: auth trusts that
+/// CA (`email.tls_ca_file`). Renewed like the edge's.
+pub fn smtp_tls(dir: &Path, ca_store: &Path, key_mode: u32) -> anyhow::Result<EdgeCert> {
+    server_tls(
+        dir,
+        ca_store,
+        ("smtp-ca", "Interlock SMTP CA"),
+        &[crate::mesh::COMPOSE_SMTP, "localhost"],
+        key_mode,
+    )
+}
+
+/// A CA kept in `ca_store` (`<name>.pem`, `<name>-key.pem`), and in `dir`
+/// its certificate (`ca.pem`) and a server certificate for `names`
+/// (`server.pem`, `server-key.pem`), issued or renewed as [`edge_tls`]
+/// says.
+fn server_tls(
+    dir: &Path,
+    ca_store: &Path,
+    (ca_name, ca_cn): (&str, &str),
+    names: &[&str],
+    key_mode: u32,
+) -> anyhow::Result<EdgeCert> {
     use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
     let now = time::OffsetDateTime::now_utc();
-    let (ca_pem, ca_key) = edge_ca(ca_store, key_mode, now)?;
+    let (ca_pem, ca_key) = local_ca(ca_store, (ca_name, ca_cn), key_mode, now)?;
     let ca_key = KeyPair::from_pem(&ca_key)?;
     write_private(&dir.join("ca.pem"), &ca_pem, 0o644)?;
     let server = dir.join("server.pem");
@@ -186,10 +214,10 @@ pub fn edge_tls(dir: &Path, ca_store: &Path, key_mode: u32) -> anyhow::Result<Ed
     }
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
     params
         .distinguished_name
-        .push(DnType::CommonName, "localhost");
+        .push(DnType::CommonName, names[0]);
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + time::Duration::days(EDGE_CERT_DAYS);
     let cert = params.signed_by(&key, &issuer)?;
@@ -198,14 +226,18 @@ pub fn edge_tls(dir: &Path, ca_store: &Path, key_mode: u32) -> anyhow::Result<Ed
     Ok(EdgeCert::Issued)
 }
 
-/// The edge CA (certificate and key PEM) kept in `store`, made once.
-fn edge_ca(
+/// A local CA (certificate and key PEM) kept in `store`, made once.
+fn local_ca(
     store: &Path,
+    (name, common_name): (&str, &str),
     key_mode: u32,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<(String, String)> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let (cert_file, key_file) = edge_ca_files(store);
+    let (cert_file, key_file) = (
+        store.join(format!("{name}.pem")),
+        store.join(format!("{name}-key.pem")),
+    );
     if let (Ok(cert), Ok(key)) = (
         fs::read_to_string(&cert_file),
         fs::read_to_string(&key_file),
@@ -216,8 +248,7 @@ fn edge_ca(
     let mut ca = CertificateParams::new(vec![])?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(DnType::CommonName, "Interlock local edge CA");
+    ca.distinguished_name.push(DnType::CommonName, common_name);
     ca.not_before = now - time::Duration::minutes(5);
     ca.not_after = now + time::Duration::days(EDGE_CA_DAYS);
     let cert = ca.self_signed(&key)?.pem();
@@ -265,6 +296,7 @@ pub fn write_compose(local: &Mesh, store: &Path) -> anyhow::Result<()> {
     }
     fcm_service_account(store, MODE)?;
     edge_tls(&store.join("edge"), store, MODE)?;
+    smtp_tls(&store.join("smtp"), store, MODE)?;
     Ok(())
 }
 
