@@ -80,7 +80,18 @@ fn services_get_their_secrets_as_environment_variables() {
             { "source": "auth_database_url", "target": "INTERLOCK_AUTH__DATABASE__URL" },
             { "source": "auth_seal_secret", "target": "INTERLOCK_AUTH__KEYS__SEAL_SECRET" },
             { "source": "auth_pepper", "target": "INTERLOCK_AUTH__PASSWORDS__PEPPER" },
+            // A file, not a setting: the SMTP server's CA (email.tls_ca_file).
+            "smtp_ca",
         ])
+    );
+    // The SMTP server gets its certificate and key, and is not published.
+    assert_eq!(
+        project["services"]["smtp"]["secrets"],
+        json!(["smtp_tls_cert", "smtp_tls_key"])
+    );
+    assert_eq!(
+        project["services"]["auth"]["depends_on"]["smtp"]["condition"],
+        "service_healthy"
     );
     assert_eq!(
         project["services"]["postgres-users"]["secrets"],

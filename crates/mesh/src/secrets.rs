@@ -214,10 +214,9 @@ fn server_tls(
     }
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, names[0]);
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
+    params.distinguished_name.push(DnType::CommonName, names[0]);
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + time::Duration::days(EDGE_CERT_DAYS);
     let cert = params.signed_by(&key, &issuer)?;

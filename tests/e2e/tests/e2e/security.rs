@@ -25,6 +25,8 @@ const MESH_PROGRAMS: &[&str] = &[
     "process-compose",
     "interlock-",
     "postgres",
+    // Postfix's master process: the SMTP server (scripts/smtp.sh).
+    "master",
 ];
 
 /// Every TCP or UDP socket a mesh program listens on is bound to loopback;
