@@ -572,6 +572,84 @@ async fn http_jwks_is_served_to_allowed_peers_only() {
     assert_eq!(get(Some(s.pki.untrusted_xfcc("users"))).await.0, 401);
 }
 
+/// The discovery document names the issuer, the JWKS at the configured
+/// public URL and ES256; it is served to the edge only (the edge makes it
+/// public), cacheable, and revalidates with its ETag; the JWKS is cached
+/// for half the publish lead at most.
+#[tokio::test]
+async fn discovery_document_is_served_to_the_edge_with_cache_headers() {
+    let s = Stack::start(Tokens::FromAuth, |a| {
+        a.tokens.public_url = "https://auth.example.test:8443/".into();
+    })
+    .await;
+    let base = format!("http://{}", s.auth());
+    interlock_common::client::install_crypto_provider();
+    let get = |path: &str, xfcc: Option<String>, etag: Option<&str>| {
+        let mut req = reqwest::Client::new().get(format!("{base}{path}"));
+        if let Some(x) = xfcc {
+            req = req.header("x-forwarded-client-cert", x);
+        }
+        if let Some(tag) = etag {
+            req = req.header("if-none-match", tag);
+        }
+        req.send()
+    };
+    let resp = get(
+        "/.well-known/openid-configuration",
+        Some(s.pki.xfcc("edge")),
+        None,
+    )
+    .await
+    .expect("GET discovery");
+    assert_eq!(resp.status().as_u16(), 200);
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        header(&resp, "cache-control").as_deref(),
+        Some("public, max-age=3600")
+    );
+    let etag = header(&resp, "etag").expect("etag");
+    let doc: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(doc["issuer"], "interlock-auth");
+    assert_eq!(
+        doc["jwks_uri"],
+        "https://auth.example.test:8443/.well-known/jwks.json"
+    );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
+    let again = get(
+        "/.well-known/openid-configuration",
+        Some(s.pki.xfcc("edge")),
+        Some(&etag),
+    )
+    .await
+    .expect("revalidate");
+    assert_eq!(again.status().as_u16(), 304);
+    // Only the edge may fetch it (the policy); users may not.
+    let refused = get(
+        "/.well-known/openid-configuration",
+        Some(s.pki.xfcc("users")),
+        None,
+    )
+    .await
+    .expect("GET as users");
+    assert_eq!(refused.status().as_u16(), 403);
+    let jwks = get("/.well-known/jwks.json", Some(s.pki.xfcc("edge")), None)
+        .await
+        .expect("GET jwks");
+    assert_eq!(
+        header(&jwks, "cache-control").as_deref(),
+        Some("public, max-age=300"),
+        "half the 600 s publish lead, at most 300"
+    );
+}
+
 /// A 100-character non-ASCII password (200 bytes) that Register accepts
 /// also logs in: both count characters against one limit.
 #[tokio::test]
