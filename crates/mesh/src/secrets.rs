@@ -219,6 +219,11 @@ fn server_tls(
     params.distinguished_name.push(DnType::CommonName, names[0]);
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + time::Duration::days(EDGE_CERT_DAYS);
+    // What strict path validation (RFC 5280 as browsers and sslyze apply
+    // it) expects of a server certificate.
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&key, &issuer)?;
     write_private(&dir.join("server-key.pem"), &key.serialize_pem(), key_mode)?;
     write_private(&server, &cert.pem(), 0o644)?;
@@ -358,6 +363,17 @@ mod tests {
         let (from, until) = validity(&edge.join("server.pem"));
         assert!(until - from <= 366 * 24 * 3600, "at most 366 days");
         assert!(until - from >= 89 * 24 * 3600, "about 90 days");
+        let pem = fs::read(edge.join("server.pem")).unwrap();
+        let (_, pem) = parse_x509_pem(&pem).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        assert!(
+            cert.extensions().iter().any(|e| {
+                e.oid == x509_parser::oid_registry::OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER
+            }) && cert
+                .extended_key_usage()
+                .is_ok_and(|e| e.is_some_and(|e| e.value.server_auth)),
+            "what strict path validation wants of a server certificate"
+        );
         assert!(!edge.join("edge-ca-key.pem").exists() && !edge.join("ca-key.pem").exists());
         let ca = fs::read_to_string(edge.join("ca.pem")).unwrap();
         let server = fs::read_to_string(edge.join("server.pem")).unwrap();

@@ -28,7 +28,8 @@ fn edge_tls_complies_with_mozilla_intermediate_per_sslyze() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("is compliant with Mozilla's intermediate"),
+        text.contains("Mozilla's \"intermediate\" configuration")
+            && text.contains(": OK - Compliant."),
         "{text}"
     );
 }
