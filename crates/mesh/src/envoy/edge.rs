@@ -92,6 +92,26 @@ fn overload_manager(mesh: &Mesh) -> Value {
     })
 }
 
+/// The most RE2 instructions a route regex may compile to. The public
+/// methods share one route (so one token bucket per client covers them
+/// all), and its alternation of their paths outgrew Envoy's default of 100
+/// when the email methods joined; every pattern is generated here from the
+/// policy, none comes from a request.
+pub(super) const MAX_REGEX_PROGRAM_SIZE: u32 = 1000;
+
+/// Envoy's runtime, set once in the bootstrap: the regex size limit.
+fn layered_runtime() -> Value {
+    json!({
+        "layers": [{
+            "name": "static",
+            "static_layer": {
+                "re2.max_program_size.error_level": MAX_REGEX_PROGRAM_SIZE,
+                "re2.max_program_size.warn_level": MAX_REGEX_PROGRAM_SIZE
+            }
+        }]
+    })
+}
+
 /// The local rate-limit filter; each route that limits configures it.
 fn local_rate_limit() -> Value {
     json!({
@@ -286,6 +306,7 @@ pub fn edge(mesh: &Mesh) -> Value {
         "node": { "id": "edge", "cluster": "edge" },
         "admin": admin(&mesh.admin_socket("edge")),
         "overload_manager": overload_manager(mesh),
+        "layered_runtime": layered_runtime(),
         "static_resources": {
             "clusters": clusters,
             "listeners": [{

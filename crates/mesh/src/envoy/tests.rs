@@ -269,6 +269,11 @@ fn public_methods_are_rate_limited_per_client_address() {
         m.topology.edge.public_burst
     );
     assert_eq!(regex_escape("/a.b/C"), "/a\\.b/C");
+    // The one route's pattern must compile within Envoy's regex limit,
+    // raised in the edge's runtime (at 100, Envoy refused the config).
+    let runtime = &edge(&m)["layered_runtime"]["layers"][0]["static_layer"];
+    assert_eq!(runtime["re2.max_program_size.error_level"], 1000);
+    assert!(regex.len() * 2 < 1000, "{regex}");
 }
 
 /// The edge follows Envoy's edge guidance: header and idle deadlines,
