@@ -27,7 +27,8 @@ fn grpcurl_lists_only_external_services() {
     );
 }
 
-/// Register, login and GetMe with grpcurl, as the README prints them.
+/// Register, ConfirmEmail (with the mailed code), Login and GetMe with
+/// grpcurl.
 #[test]
 fn grpcurl_register_login_get_me() {
     let mesh = mesh();
@@ -39,6 +40,26 @@ fn grpcurl_register_login_get_me() {
         &mesh,
         &["-d", &register],
         "interlock.auth.v1.AuthService/Register",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The mesh requires a confirmed address: the code from the mail.
+    let mails = interlock_mesh::mail::wait_for(
+        &mesh.maildir(),
+        &format!("{login}@example.com"),
+        1,
+        std::time::Duration::from_secs(30),
+    )
+    .expect("the confirmation mail");
+    let code = mails[0].code().expect("a code");
+    let confirm = format!(r#"{{"login_or_email":"{login}","code":"{code}"}}"#);
+    let out = grpcurl(
+        &mesh,
+        &["-d", &confirm],
+        "interlock.auth.v1.AuthService/ConfirmEmail",
     );
     assert!(
         out.status.success(),
