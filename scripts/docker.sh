@@ -110,8 +110,10 @@ restore_host() {
   if command -v iptables >/dev/null; then
     local table chain
     for table in filter nat; do
-      # Jumps into DOCKER* chains from the built-in chains, then the chains.
-      iptables -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j DOCKER' | grep -vE '^-A DOCKER' \
+      # Rules of the built-in chains that jump into DOCKER* chains or name
+      # dockerd's bridges, then the DOCKER* chains themselves.
+      iptables -t "$table" -S 2>/dev/null | grep -vE '^-A DOCKER' \
+        | grep -E '^-A [A-Z]+ .*(-j DOCKER|-[io] (docker0|br-))' \
         | while read -r _ rule; do eval "iptables -t $table -D $rule" || true; done
       for chain in $(iptables -t "$table" -S 2>/dev/null | sed -n 's/^-N \(DOCKER[A-Z0-9-]*\)$/\1/p'); do
         iptables -t "$table" -F "$chain" || true
@@ -120,9 +122,6 @@ restore_host() {
         iptables -t "$table" -X "$chain" || true
       done
     done
-    # dockerd's masquerade rules for its bridges' subnets.
-    iptables -t nat -S POSTROUTING 2>/dev/null | grep -E -- '-o (docker0|br-)|! -o (docker0|br-)' \
-      | while read -r _ rule; do eval "iptables -t nat -D $rule" || true; done
     [ -n "$forward_policy" ] && iptables -P FORWARD "$forward_policy"
   fi
   [ -n "$ip_forward" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
@@ -142,8 +141,12 @@ down() {
     log "the docker engine on $DOCKER_HOST was not started by this script: left running"
     return 0
   fi
-  restore_host
-  log "engine stopped, host network restored"
+  if [ -f "$SAVED" ]; then
+    restore_host
+    log "engine stopped, host network restored"
+  else
+    log "no engine of ours running"
+  fi
 }
 
 status() {
