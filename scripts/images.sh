@@ -64,7 +64,7 @@ exports=()
 release="$CARGO_TARGET_DIR/release"
 bins=(interlock-auth interlock-roles interlock-users interlock-notifications interlock-sender interlock-fcm-local interlock-mesh)
 for b in "${bins[@]}"; do [ -x "$release/$b" ] || die "$release/$b missing: cargo build --release --workspace --bins --locked"; done
-key="$( (cd "$release" && sha256sum "${bins[@]}"; cat "$INTERLOCK_ROOT/deploy/compose/docker-entrypoint.sh") | sha256sum | cut -c1-12)"
+key="$( (cd "$release" && sha256sum "${bins[@]}"; cat "$INTERLOCK_ROOT/deploy/compose/docker-entrypoint.sh" "$INTERLOCK_ROOT/scripts/images.sh") | sha256sum | cut -c1-12)"
 ctx="$(context "${bins[@]/#/$release/}" "$INTERLOCK_ROOT/deploy/compose/docker-entrypoint.sh")"
 build "interlock:$key" "$ctx" <<EOF
 FROM $BASE_IMAGE
@@ -80,10 +80,13 @@ rm -rf "$ctx"
 for b in "${bins[@]}"; do
   [ "$b" = interlock-mesh ] && continue
   name="${b#interlock-}"
+  # The services' probe (compose.yaml sets the same); fcm-local has none.
+  health='HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["interlock-mesh", "health", "127.0.0.1:8000"]'
+  [ "$b" = interlock-fcm-local ] && health=''
   build "interlock-$name:$key" "$INTERLOCK_ROOT/deploy/compose/config" <<EOF2
 FROM interlock:$key
 ENV BINARY=$b
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["interlock-mesh", "health", "127.0.0.1:8000"]
+$health
 EOF2
   var="$(printf '%s' "$name" | tr 'a-z-' 'A-Z_')"
   exports+=("INTERLOCK_IMAGE_$var=interlock-$name:$key")
