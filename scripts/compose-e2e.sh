@@ -98,11 +98,16 @@ t_journey() {
 }
 
 t_refusals() {
+  local out
   # No token: UNAUTHENTICATED at the edge.
-  gc "$EDGE" interlock.users.v1.UsersService/GetMe 2>&1 | grep -q Unauthenticated || return 1
-  # An internal service is not routed by the edge.
-  ! gc -import-path proto -proto interlock/notifications/v1/notifications.proto -d '{}' \
-    "$EDGE" interlock.notifications.v1.NotificationsInternal/Create >/dev/null 2>&1
+  out="$(gc "$EDGE" interlock.users.v1.UsersService/GetMe 2>&1)" && return 1
+  grep -q Unauthenticated <<<"$out" || { echo "$out" >&2; return 1; }
+  # An internal service is refused at the edge, even with a user's token.
+  local token
+  token="$(register_login "refuse$RANDOM$RANDOM")" || return 1
+  out="$(gc -H "authorization: Bearer $token" -import-path proto -proto interlock/notifications/v1/notifications.proto \
+    -d '{}' "$EDGE" interlock.notifications.v1.NotificationsInternal/Create 2>&1)" && { echo "$out" >&2; return 1; }
+  grep -qE 'Unimplemented|PermissionDenied|NotFound' <<<"$out" || { echo "$out" >&2; return 1; }
 }
 
 # A throwaway container in auth's network namespace, with the given extra
@@ -170,7 +175,8 @@ t_restart_keeps_data() {
   local l token
   l="restart$RANDOM$RANDOM"
   token="$(register_login "$l")" || return 1
-  "${COMPOSE[@]}" restart users postgres-users auth postgres-auth >/dev/null 2>&1 || return 1
+  # The sidecars follow their services (depends_on restart: true).
+  "${COMPOSE[@]}" restart postgres-users postgres-auth users auth >/dev/null 2>&1 || return 1
   "${COMPOSE[@]}" up -d --pull never --wait --wait-timeout 120 >/dev/null 2>&1 || return 1
   retry 60 login "$l" || return 1
   token="$(login "$l")"
