@@ -198,7 +198,9 @@ pub fn project(mesh: &Mesh) -> Value {
             "labels": label(w),
             "command": envoy_command(mesh, w),
             "volumes": [mount(&format!("envoy/compose/{w}.yaml"), &mesh.envoy_config(w)), spire_socket],
-            "depends_on": { w: { "condition": "service_started" }, "spire-agent": { "condition": "service_healthy" } },
+            // Restarted with its service: a restarted container has a new
+            // network namespace, and the sidecar must join it.
+            "depends_on": { w: { "condition": "service_started", "restart": true }, "spire-agent": { "condition": "service_healthy" } },
             "restart": "unless-stopped"
         }));
     }
@@ -258,8 +260,11 @@ pub fn project(mesh: &Mesh) -> Value {
             "build": build(&fcm.binary),
             "image": image("fcm-local", &format!("{}:local", fcm.binary)),
             "profiles": ["fcm-local"],
+            // The sender reaches it by its service name: the token URI (the
+            // assertion's audience) says so.
             "command": [fcm.binary, "--listen", format!("0.0.0.0:{}", fcm.port),
-                        "--service-account", format!("/run/secrets/{FCM_ACCOUNT_SECRET}")],
+                        "--service-account", format!("/run/secrets/{FCM_ACCOUNT_SECRET}"),
+                        "--token-uri", format!("http://{}/token", mesh.fcm_local_addr())],
             "secrets": [FCM_ACCOUNT_SECRET]
         }),
     );
