@@ -64,7 +64,7 @@ base_image
 exports=()
 
 # The workspace's programs, release mode (the cache the local mesh uses).
-release="$CARGO_TARGET_DIR/release"
+release="${INTERLOCK_RELEASE_DIR:-$CARGO_TARGET_DIR/release}"
 bins=(interlock-auth interlock-roles interlock-users interlock-notifications interlock-sender interlock-fcm-local interlock-mesh)
 for b in "${bins[@]}"; do [ -x "$release/$b" ] || die "$release/$b missing: cargo build --release --workspace --bins --locked"; done
 key="$( (cd "$release" && sha256sum "${bins[@]}"; cat "$INTERLOCK_ROOT/deploy/compose/docker-entrypoint.sh" "$INTERLOCK_ROOT/scripts/images.sh") | sha256sum | cut -c1-12)"
