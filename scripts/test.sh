@@ -6,16 +6,18 @@
 #      library `docker compose` uses; BuildKit's Dockerfile linter), and
 #      checked to be what the topology generates;
 #   3. the local mesh brought up (scripts/mesh.sh up: SPIRE, Envoy, the
-#      services as their own Unix users) and the end-to-end tests in
-#      tests/e2e run against it through the edge;
+#      services as their own Unix users) and the end-to-end tests run
+#      against it through the edge: the shared suite (tests/e2e) and the
+#      local-only one (tests/e2e_local);
 #   4. the benchmark suite in its quick form (scripts/bench.sh --quick: a
 #      few seconds per scenario, figures printed, never judged), so it
 #      cannot rot; skipped when a test filter is given. The mesh is stopped
 #      after;
 #   5. the container deployment for real: a Docker engine of our own
 #      (scripts/docker.sh), the images built locally without a registry
-#      (scripts/images.sh), `docker compose up --wait`, the compose e2e
-#      checks (scripts/compose-e2e.sh), then compose down -v, the engine
+#      (scripts/images.sh), `docker compose up --wait`, the same shared
+#      e2e suite against the compose edge plus the compose-only tests
+#      (scripts/compose-e2e.sh test), then compose down -v, the engine
 #      stopped and the host network restored — on failure too.
 #      INTERLOCK_SKIP_COMPOSE=1 leaves this phase out.
 # The wall time of each phase is printed at the end.
@@ -72,7 +74,7 @@ log "end-to-end tests against the local mesh"
 export INTERLOCK_RUN_DIR="${INTERLOCK_RUN_DIR:-/var/lib/interlock/mesh}"
 bash scripts/mesh.sh up
 # Selecting the workspace keeps the feature set (and the build) shared.
-cargo test --workspace --locked --test e2e "$@" -- --nocapture
+cargo test --workspace --locked --test e2e --test e2e_local "$@" -- --nocapture
 
 if [ $# -eq 0 ]; then
   phase "bench, quick"
@@ -92,7 +94,7 @@ bash scripts/images.sh >/dev/null
 phase "compose: up --wait"
 bash scripts/compose-e2e.sh up
 phase "compose: e2e"
-bash scripts/compose-e2e.sh test
+bash scripts/compose-e2e.sh test "$@"
 phase "compose: down"
 bash scripts/compose-e2e.sh down
 bash scripts/docker.sh down

@@ -15,6 +15,10 @@ use crate::spire::WORKLOAD_LABEL;
 
 /// Where compose finds the secrets `deploy/compose/init-secrets.sh` makes.
 pub const SECRETS_DIR: &str = "deploy/compose/secrets";
+/// The local FCM server's test hooks, a Unix socket inside its container
+/// (the end-to-end tests, as root on the host, reach it through
+/// `/proc/<pid>/root`); nothing publishes them.
+pub const FCM_CONTROL_SOCKET: &str = "/tmp/fcm-control.sock";
 
 /// A rendered file as compose mounts it: `./<path>:<target>:ro`.
 fn mount(path: &str, target: &Path) -> Value {
@@ -262,9 +266,11 @@ pub fn project(mesh: &Mesh) -> Value {
             "profiles": ["fcm-local"],
             // The sender reaches it by its service name: the token URI (the
             // assertion's audience) says so.
+            // Its test hooks only on a socket inside its own container.
             "command": [fcm.binary, "--listen", format!("0.0.0.0:{}", fcm.port),
                         "--service-account", format!("/run/secrets/{FCM_ACCOUNT_SECRET}"),
-                        "--token-uri", format!("http://{}/token", mesh.fcm_local_addr())],
+                        "--token-uri", format!("http://{}/token", mesh.fcm_local_addr()),
+                        "--control-socket", FCM_CONTROL_SOCKET],
             "secrets": [FCM_ACCOUNT_SECRET]
         }),
     );

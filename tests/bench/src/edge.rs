@@ -151,8 +151,9 @@ fn source(run: u8, i: usize) -> IpAddr {
 async fn channels(mesh: &Mesh) -> anyhow::Result<Vec<Channel>> {
     let run = 2 + uuid::Uuid::new_v4().as_bytes()[0] % 250;
     let mut channels = Vec::with_capacity(CONNECTIONS);
+    let target = interlock_e2e::Target::Local(mesh.clone());
     for i in 0..CONNECTIONS {
-        channels.push(interlock_e2e::edge_channel_from(mesh, source(run, i)).await);
+        channels.push(interlock_e2e::edge_channel_from(&target, source(run, i)).await);
     }
     Ok(channels)
 }

@@ -2,13 +2,13 @@
 //! server reflection routed at the edge), never an internal one, and runs
 //! the README's session.
 
-use interlock_e2e::{grpcurl, mesh, unique_login};
+use interlock_e2e::{grpcurl, target, unique_login};
 
 /// `grpcurl list` shows exactly the external services.
 #[test]
 fn grpcurl_lists_only_external_services() {
-    let mesh = mesh();
-    let out = grpcurl(&mesh, &[], "list");
+    let target = target();
+    let out = grpcurl(&target, &[], "list");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -30,13 +30,13 @@ fn grpcurl_lists_only_external_services() {
 /// Register, login and GetMe with grpcurl, as the README prints them.
 #[test]
 fn grpcurl_register_login_get_me() {
-    let mesh = mesh();
+    let target = target();
     let login = unique_login("curl");
     let register = format!(
         r#"{{"login":"{login}","email":"{login}@example.com","password":"correct horse battery","first_name":"Ada","last_name":"Lovelace"}}"#
     );
     let out = grpcurl(
-        &mesh,
+        &target,
         &["-d", &register],
         "interlock.auth.v1.AuthService/Register",
     );
@@ -47,7 +47,7 @@ fn grpcurl_register_login_get_me() {
     );
     let creds = format!(r#"{{"login_or_email":"{login}","password":"correct horse battery"}}"#);
     let out = grpcurl(
-        &mesh,
+        &target,
         &["-d", &creds],
         "interlock.auth.v1.AuthService/Login",
     );
@@ -60,7 +60,7 @@ fn grpcurl_register_login_get_me() {
     let token = pair["accessToken"].as_str().expect("accessToken");
     let header = format!("authorization: Bearer {token}");
     let out = grpcurl(
-        &mesh,
+        &target,
         &["-H", &header],
         "interlock.users.v1.UsersService/GetMe",
     );
@@ -74,7 +74,7 @@ fn grpcurl_register_login_get_me() {
     assert_eq!(me["roles"], serde_json::json!(["user"]));
 
     // Without the token the edge refuses with UNAUTHENTICATED.
-    let out = grpcurl(&mesh, &[], "interlock.users.v1.UsersService/GetMe");
+    let out = grpcurl(&target, &[], "interlock.users.v1.UsersService/GetMe");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"),
