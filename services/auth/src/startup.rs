@@ -80,7 +80,7 @@ pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App
     let verifier = own_verifier(&tokens, &keys, revoked.clone()).await;
     let guard = Guard::from_settings(&common.peer, Some(verifier)).await?;
     let state = Arc::new(AuthState {
-        pool,
+        pool: pool.clone(),
         hasher,
         keys,
         tokens,
@@ -90,6 +90,7 @@ pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App
     let http = service::jwks_router(state.keys.clone()).merge(revocations::router(revoked));
     let routes = Routes::from(http).add_service(AuthServiceServer::new(Auth(state.clone())));
     Ok(App::new(crate::MODULE, guard, routes)
+        .with_database(pool)
         .with_task("maintenance", move |stop| maintain(state, stop)))
 }
 
