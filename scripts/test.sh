@@ -11,8 +11,11 @@
 #      local-only one (tests/e2e_local);
 #   4. the benchmark suite in its quick form (scripts/bench.sh --quick: a
 #      few seconds per scenario, figures printed, never judged), so it
-#      cannot rot; skipped when a test filter is given. The mesh is stopped
-#      after;
+#      cannot rot; then the fault suite in its quick form
+#      (scripts/faults.sh --quick: every fault scenario with shorter phases;
+#      fails on any lost or duplicated write, an error after recovery, or a
+#      process that does not come back). Both skipped when a test filter is
+#      given. The mesh is stopped after;
 #   5. the container deployment for real: a Docker engine of our own
 #      (scripts/docker.sh), the images built locally without a registry
 #      (scripts/images.sh), `docker compose up --wait`, the same shared
@@ -80,6 +83,9 @@ if [ $# -eq 0 ]; then
   phase "bench, quick"
   log "the benchmark suite, quick (figures only)"
   bash scripts/bench.sh --quick
+  phase "faults, quick"
+  log "the fault suite, quick (fails on anything lost, duplicated or not back)"
+  bash scripts/faults.sh --quick
 fi
 bash scripts/mesh.sh down
 

@@ -637,6 +637,9 @@ async fn inject(mesh: &Mesh, s: &Scenario) -> anyhow::Result<String> {
         }
         Scenario::Postgres { kill } => {
             let started = Instant::now();
+            let (done, watching) = tokio::sync::watch::channel(false);
+            let health = tokio::spawn(observe_health(mesh.clone(), "users", watching));
+            tokio::time::sleep(Duration::from_millis(300)).await;
             if *kill {
                 let data = postgres_data_dir()?;
                 let pid = std::fs::read_to_string(data.join("postmaster.pid"))?
@@ -646,17 +649,16 @@ async fn inject(mesh: &Mesh, s: &Scenario) -> anyhow::Result<String> {
                     .trim()
                     .to_owned();
                 exec(std::process::Command::new("kill").args(["-9", &pid]))?;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                exec(std::process::Command::new("bash").args(["scripts/postgres.sh", "start"]))?;
+                // As an init system would: start it again until it runs
+                // (its orphaned backends must exit first).
+                postgres_back().await?;
             } else {
                 exec(std::process::Command::new("bash").args(["scripts/postgres.sh", "restart"]))?;
             }
-            let not_serving = wait_health(mesh, "users").await;
-            Ok(format!(
-                "PostgreSQL back in {:.1} s; users' health {}",
-                started.elapsed().as_secs_f64(),
-                not_serving
-            ))
+            let back = started.elapsed().as_secs_f64();
+            let _ = done.send(true);
+            let health = health.await.unwrap_or_default();
+            Ok(format!("PostgreSQL back in {back:.1} s; {health}"))
         }
         Scenario::SpireServerDown(d) => {
             supervisor(mesh, "PATCH", "/process/stop/spire-server").await?;
@@ -911,6 +913,7 @@ async fn durability(ctx: &Arc<Ctx>, mesh: &Mesh, t: Timing) -> anyhow::Result<Ro
     })
     .await;
     let started = Instant::now();
+    postgres_back().await?;
     let _ = std::fs::remove_file(mesh.control_socket());
     exec(std::process::Command::new("bash").args(["scripts/mesh.sh", "up"]))?;
     let up = started.elapsed();
@@ -1014,8 +1017,13 @@ async fn wait_running(mesh: &Mesh, name: &str, old: Option<i64>) -> anyhow::Resu
     }
 }
 
-/// Whether `workload`'s health was seen NOT_SERVING, then SERVING again.
-async fn wait_health(mesh: &Mesh, workload: &str) -> String {
+/// Polls `workload`'s health every 200 ms until `done` turns true, then
+/// until it is SERVING (at most 30 s more); says what it saw.
+async fn observe_health(
+    mesh: Mesh,
+    workload: &'static str,
+    mut done: tokio::sync::watch::Receiver<bool>,
+) -> String {
     let socket = mesh.service_socket(workload);
     let probe = mesh.bin("interlock-mesh");
     let check = move || {
@@ -1026,23 +1034,50 @@ async fn wait_health(mesh: &Mesh, workload: &str) -> String {
             .map(|o| o.status.success())
             .unwrap_or(false)
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
     let mut dipped = false;
-    while Instant::now() < deadline {
+    let mut deadline = None;
+    loop {
         let ok = tokio::task::spawn_blocking(check.clone())
             .await
             .unwrap_or(false);
-        if !ok {
-            dipped = true;
-        } else if dipped || Instant::now() + Duration::from_secs(25) > deadline {
-            break;
+        dipped |= !ok;
+        if *done.borrow_and_update() {
+            let d = *deadline.get_or_insert(Instant::now() + Duration::from_secs(30));
+            if ok || Instant::now() > d {
+                return match (dipped, ok) {
+                    (true, true) => {
+                        format!("{workload}'s health went NOT_SERVING and back to SERVING")
+                    }
+                    (false, true) => format!("{workload}'s health stayed SERVING"),
+                    (_, false) => format!("{workload}'s health NOT_SERVING 30 s after the fault"),
+                };
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    if dipped {
-        "went NOT_SERVING and back to SERVING".into()
-    } else {
-        "stayed SERVING".into()
+}
+
+/// Starts PostgreSQL until it accepts connections (at most 60 s).
+async fn postgres_back() -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started =
+            exec(std::process::Command::new("bash").args(["scripts/postgres.sh", "start"]));
+        if started.is_ok() {
+            let url = String::from_utf8(
+                std::process::Command::new("bash")
+                    .args(["scripts/postgres.sh", "url"])
+                    .output()?
+                    .stdout,
+            )?;
+            if sqlx::PgPool::connect(url.trim()).await.is_ok() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("PostgreSQL did not come back within 60 s");
+        }
     }
 }
 
