@@ -567,6 +567,12 @@ async fn assess(
     let l = ledger.lock().expect("ledger");
     let mut errors = BTreeMap::new();
     let mut last = None;
+    let first = l
+        .failures
+        .iter()
+        .map(|(at, _)| *at)
+        .filter(|at| *at >= fault_at)
+        .reduce(f64::min);
     let mut after = 0;
     for (at, code) in &l.failures {
         if *at >= end - quiet.as_secs_f64() {
@@ -589,7 +595,9 @@ async fn assess(
         pushes_expected: l.created.len() as u64,
         pushes_lost: 0,
         pushes_duplicated: 0,
-        notes: String::new(),
+        notes: first.map_or_else(String::new, |f| {
+            format!("first failure {:.1} s after the fault", f - fault_at)
+        }),
         passed: false,
     }
 }
@@ -1046,10 +1054,10 @@ async fn observe_health(
             if ok || Instant::now() > d {
                 return match (dipped, ok) {
                     (true, true) => {
-                        format!("{workload}'s health went NOT_SERVING and back to SERVING")
+                        format!("health of {workload} went NOT_SERVING and back to SERVING")
                     }
-                    (false, true) => format!("{workload}'s health stayed SERVING"),
-                    (_, false) => format!("{workload}'s health NOT_SERVING 30 s after the fault"),
+                    (false, true) => format!("health of {workload} stayed SERVING"),
+                    (_, false) => format!("health of {workload} still NOT_SERVING 30 s after the fault"),
                 };
             }
         }
