@@ -244,7 +244,11 @@ pub fn edge(mesh: &Mesh) -> Value {
                             "cluster": sidecar_cluster(issuer),
                             "timeout": "5s"
                         },
-                        "cache_duration": "60s",
+                        // Keys are published 10 min before auth signs
+                        // with them, so 5 min of cache still sees every
+                        // new key in time, and the edge rides out an auth
+                        // outage of that long.
+                        "cache_duration": "300s",
                         "async_fetch": {},
                         "retry_policy": { "num_retries": 5 }
                     }
