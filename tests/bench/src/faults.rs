@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use interlock_e2e::{Target, curl_unix};
+use interlock_e2e::Target;
 use interlock_mesh::Mesh;
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
@@ -989,14 +989,45 @@ async fn kill_everything(mesh: &Mesh) {
 
 // === the supervisor, PostgreSQL, the local FCM server ===
 
+/// A call to the supervisor's API (restart waits for the stop, so it may
+/// take as long as a drain).
 async fn supervisor(mesh: &Mesh, method: &str, path: &str) -> anyhow::Result<Value> {
-    let (status, body) = curl_unix(None, &mesh.control_socket(), method, path)
+    unix_http(&mesh.control_socket(), method, path, None)
         .await
-        .map_err(|c| anyhow::anyhow!("supervisor {method} {path}: curl exit {c}"))?;
-    if !(200..300).contains(&status) {
-        bail!("supervisor {method} {path}: HTTP {status}: {body}");
+        .with_context(|| format!("supervisor {method} {path}"))
+}
+
+/// HTTP over a root-only Unix socket with curl (60 s at most): the JSON
+/// answer, or an error naming the status.
+async fn unix_http(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-s",
+        "--max-time",
+        "60",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        "--unix-socket",
+    ])
+    .arg(socket)
+    .arg(format!("http://localhost{path}"));
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "-d", &b.to_string()]);
     }
-    Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    if !out.status.success() || !status.trim().starts_with('2') {
+        bail!("curl exit {:?}, HTTP {status}: {body}", out.status.code());
+    }
+    Ok(serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 async fn process(mesh: &Mesh, name: &str) -> anyhow::Result<Value> {
@@ -1057,7 +1088,9 @@ async fn observe_health(
                         format!("health of {workload} went NOT_SERVING and back to SERVING")
                     }
                     (false, true) => format!("health of {workload} stayed SERVING"),
-                    (_, false) => format!("health of {workload} still NOT_SERVING 30 s after the fault"),
+                    (_, false) => {
+                        format!("health of {workload} still NOT_SERVING 30 s after the fault")
+                    }
                 };
             }
         }
@@ -1100,19 +1133,9 @@ fn postgres_data_dir() -> anyhow::Result<std::path::PathBuf> {
 }
 
 async fn fcm(mesh: &Mesh, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let socket = mesh.fcm_control_socket();
-    let mut cmd = std::process::Command::new("curl");
-    cmd.args(["-sf", "--max-time", "10", "-X", method, "--unix-socket"])
-        .arg(&socket)
-        .arg(format!("http://localhost{path}"));
-    if let Some(b) = body {
-        cmd.args(["-H", "content-type: application/json", "-d", &b.to_string()]);
-    }
-    let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
-    if !out.status.success() {
-        bail!("fcm-local {method} {path} failed");
-    }
-    Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+    unix_http(&mesh.fcm_control_socket(), method, path, body)
+        .await
+        .with_context(|| format!("fcm-local {method} {path}"))
 }
 
 async fn database(mesh: &Mesh, workload: &str) -> anyhow::Result<sqlx::PgPool> {
