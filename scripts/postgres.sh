@@ -2,7 +2,9 @@
 # A private PostgreSQL cluster for Interlock, outside the clone.
 #   postgres.sh start   install (Debian) if missing, initdb once, start if stopped
 #   postgres.sh stop
+#   postgres.sh restart fast shutdown and start (the fault suite's fault)
 #   postgres.sh url     print the superuser URL (for tests and set-up only)
+#   postgres.sh data-dir
 # Idempotent. When run as root the cluster runs as the `postgres` user
 # (PostgreSQL refuses to run as root) in /var/lib/postgresql.
 set -euo pipefail
@@ -46,15 +48,24 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_HOME'
 max_connections = 400
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 CONF
+}
+
+# Durability: a commit is acknowledged only once its WAL reached the
+# operating system, so killing PostgreSQL (even -9) loses no acknowledged
+# write. fsync stays off: this cluster serves tests and the local mesh on
+# one machine, and survives process crashes, not a power cut (a
+# production database keeps fsync on).
+durability() {
+  local conf="$DATA/postgresql.conf"
+  sed -i '/^fsync = /d; /^synchronous_commit = /d; /^full_page_writes = /d' "$conf"
+  printf 'fsync = off\nsynchronous_commit = on\nfull_page_writes = off\n' >> "$conf"
 }
 
 start() {
   install
   init
+  durability
   if as_pg "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
     return
   fi
@@ -65,6 +76,8 @@ start() {
 case "${1:-}" in
   start) start ;;
   stop) as_pg "$PG_BIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null 2>&1 || true ;;
+  restart) durability; as_pg "$PG_BIN/pg_ctl" -D "$DATA" -m fast -w -t 60 restart -l "$PG_HOME/server.log" >/dev/null ;;
   url) echo "postgres://postgres:$(cat "$PWFILE")@127.0.0.1:$PG_PORT/postgres" ;;
-  *) die "usage: $0 start|stop|url" ;;
+  data-dir) echo "$DATA" ;;
+  *) die "usage: $0 start|stop|restart|url|data-dir" ;;
 esac

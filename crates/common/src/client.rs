@@ -168,6 +168,16 @@ impl tower::Service<http::Request<tonic::body::Body>> for TracedChannel {
 /// A lazily connecting channel to `url`: `http://127.0.0.1:7001`, or
 /// `unix:/path/egress.sock` for the workload's egress sidecar.
 pub fn channel(url: &str, outbound: Outbound) -> Result<PeerChannel, String> {
+    Ok(InterceptedService::new(
+        TracedChannel {
+            inner: plain_channel(url)?,
+        },
+        outbound,
+    ))
+}
+
+/// The same channel without the per-call span and metadata.
+pub fn plain_channel(url: &str) -> Result<Channel, String> {
     let (uri, socket) = match url.strip_prefix("unix:") {
         // The authority is unused: the socket decides where the call goes.
         Some(path) => (
@@ -192,8 +202,5 @@ pub fn channel(url: &str, outbound: Outbound) -> Result<PeerChannel, String> {
             }))
         }
     };
-    Ok(InterceptedService::new(
-        TracedChannel { inner: channel },
-        outbound,
-    ))
+    Ok(channel)
 }

@@ -101,16 +101,25 @@ impl From<ApiError> for Status {
     }
 }
 
+/// SQLSTATEs that mean the database went away, not that the query was
+/// wrong: connection exceptions (class 08), and the server shutting down,
+/// crashed or still starting (57P01, 57P02, 57P03).
+fn database_gone(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 fn database_status(err: &sqlx::Error) -> Status {
-    match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            tracing::warn!(error = %err, "database unavailable");
-            Status::unavailable("database unavailable, retry later")
-        }
-        _ => {
-            tracing::error!(error = %err, "database error");
-            Status::internal("internal error")
-        }
+    let gone = match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| database_gone(&c)),
+        _ => false,
+    };
+    if gone {
+        tracing::warn!(error = %err, "database unavailable");
+        Status::unavailable("database unavailable, retry later")
+    } else {
+        tracing::error!(error = %err, "database error");
+        Status::internal("internal error")
     }
 }
 
@@ -151,6 +160,18 @@ mod tests {
         }
         let status = Status::from(ApiError::invalid("email", "must contain '@'"));
         assert_eq!(status.message(), "email: must contain '@'");
+    }
+
+    /// Connection loss and a server shutting down, crashed or starting are
+    /// UNAVAILABLE (retry later); a query the database refused is not.
+    #[test]
+    fn a_database_that_went_away_is_unavailable_and_a_bad_query_is_not() {
+        for gone in ["08006", "08001", "57P01", "57P02", "57P03"] {
+            assert!(database_gone(gone), "{gone}");
+        }
+        for wrong in ["23505", "42P01", "40P01", "22P02"] {
+            assert!(!database_gone(wrong), "{wrong}");
+        }
     }
 
     /// SQL text and upstream messages are never shown to the client.

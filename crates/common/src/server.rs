@@ -8,7 +8,12 @@
 //! says its module serves, and server reflection of the external services.
 //! On shutdown health turns NOT_SERVING first, so load balancers stop
 //! sending, then in-flight calls drain while the background tasks are told
-//! to stop; `run` returns when all of them are done.
+//! to stop; `run` returns when all of them are done. An app with a
+//! database ([`App::with_database`]) also reports NOT_SERVING while the
+//! database does not answer, and SERVING again once it does; the pool
+//! reconnects by itself, so no restart is needed. Past
+//! [`MAX_CONCURRENT_CALLS`] calls on one connection the service sheds load
+//! at once (UNAVAILABLE) instead of queueing it.
 
 mod listener;
 
@@ -35,6 +40,15 @@ use crate::settings::CommonSettings;
 /// Longest a single RPC may run before the server cancels it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Calls served at once per connection (the sidecar holds one or two);
+/// beyond it calls are refused with UNAVAILABLE, not queued.
+pub const MAX_CONCURRENT_CALLS: usize = 256;
+
+/// How often the database is pinged for health, and how long a ping may
+/// take before the database counts as unreachable.
+pub const DATABASE_CHECK_EVERY: Duration = Duration::from_secs(1);
+pub const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A background task: given a receiver that turns `true` at shutdown, the
@@ -49,6 +63,7 @@ pub struct App {
     guard: Guard,
     routes: Routes,
     tasks: Vec<(&'static str, Task)>,
+    database: Option<PgPool>,
 }
 
 impl App {
@@ -61,7 +76,15 @@ impl App {
             guard,
             routes,
             tasks: Vec::new(),
+            database: None,
         }
+    }
+
+    /// Health follows `pool`'s database: NOT_SERVING while it does not
+    /// answer, SERVING again when it does.
+    pub fn with_database(mut self, pool: PgPool) -> Self {
+        self.database = Some(pool);
+        self
     }
 
     /// Also runs `task` while the app serves. It gets a receiver that turns
@@ -96,9 +119,20 @@ impl App {
         listener: Listener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let health = self.health_services();
+        let names: Vec<String> = std::iter::once(String::new())
+            .chain(self.health_services())
+            .collect();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, &names, ServingStatus::Serving).await;
         let (stop, stopping) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        if let Some(pool) = self.database {
+            let (health, names, stopping) = (health.clone(), names.clone(), stopping.clone());
+            tasks.spawn(async move {
+                watch_database(pool, health, names, stopping).await;
+                "database health"
+            });
+        }
         for (name, task) in self.tasks {
             let task = task(stopping.clone());
             tasks.spawn(async move {
@@ -107,9 +141,16 @@ impl App {
             });
         }
         let mut drain = stopping;
-        let serving = serve(listener, self.routes, self.guard, health, async move {
-            let _ = drain.wait_for(|stop| *stop).await;
-        });
+        let serving = serve(
+            listener,
+            self.routes,
+            self.guard,
+            health_service,
+            async move {
+                let _ = drain.wait_for(|stop| *stop).await;
+                set_health(&health, &names, ServingStatus::NotServing).await;
+            },
+        );
         tokio::pin!(serving);
         let served = tokio::select! {
             // The server ends before the signal only when it failed.
@@ -158,23 +199,66 @@ impl Base {
 
 // === serving ===
 
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    names: &[String],
+    status: ServingStatus,
+) {
+    for name in names {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Pings the database every [`DATABASE_CHECK_EVERY`] until `stopping`;
+/// health turns NOT_SERVING when a ping fails or times out and SERVING
+/// when one succeeds again (each change logged once).
+async fn watch_database(
+    pool: PgPool,
+    health: tonic_health::server::HealthReporter,
+    names: Vec<String>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut reachable = true;
+    loop {
+        tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(DATABASE_CHECK_EVERY) => {}
+        }
+        let ping = tokio::time::timeout(
+            DATABASE_CHECK_TIMEOUT,
+            sqlx::query("SELECT 1").execute(&pool),
+        )
+        .await;
+        let now = matches!(ping, Ok(Ok(_)));
+        if now == reachable || *stopping.borrow() {
+            continue;
+        }
+        reachable = now;
+        if now {
+            tracing::info!("database reachable again: health SERVING");
+            set_health(&health, &names, ServingStatus::Serving).await;
+        } else {
+            let error = match ping {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {DATABASE_CHECK_TIMEOUT:?}"),
+            };
+            tracing::warn!(%error, "database unreachable: health NOT_SERVING");
+            set_health(&health, &names, ServingStatus::NotServing).await;
+        }
+    }
+}
+
 /// Runs `routes` (plus health and reflection) on `listener` until `drain`
-/// completes. `health` are the fully qualified gRPC services to report.
+/// completes.
 async fn serve(
     listener: Listener,
     routes: Routes,
     guard: Guard,
-    health: Vec<String>,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
     drain: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    let names: Vec<String> = std::iter::once(String::new()).chain(health).collect();
-    for name in &names {
-        health_reporter
-            .set_service_status(name, ServingStatus::Serving)
-            .await;
-    }
-
     // Reflection lists every external service (the edge sends reflection
     // to one service) and never an internal one.
     let mut reflection = tonic_reflection::server::Builder::configure()
@@ -188,17 +272,11 @@ async fn serve(
         .expect("the embedded descriptor set is valid");
 
     let routes = routes.add_service(health_service).add_service(reflection);
-    let drain = async move {
-        drain.await;
-        for name in names {
-            health_reporter
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
-        }
-    };
     let router = Server::builder()
         .accept_http1(true)
         .timeout(REQUEST_TIMEOUT)
+        .concurrency_limit_per_connection(MAX_CONCURRENT_CALLS)
+        .load_shed(true)
         .layer(TraceLayer)
         .layer(guard)
         .add_routes(routes);

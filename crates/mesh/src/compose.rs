@@ -18,6 +18,13 @@ use crate::spire::WORKLOAD_LABEL;
 
 /// Where compose finds the secrets `deploy/compose/init-secrets.sh` makes.
 pub const SECRETS_DIR: &str = "deploy/compose/secrets";
+/// The local FCM server's test hooks, a Unix socket inside its container
+/// (the end-to-end tests, as root on the host, reach it through
+/// `/proc/<pid>/root`); nothing publishes them.
+pub const FCM_CONTROL_SOCKET: &str = "/tmp/fcm-control.sock";
+/// The Maildir inside the `smtp` container (its `smtp-mail` volume), where
+/// the end-to-end tests read the codes auth mailed.
+pub const SMTP_MAILDIR: &str = "/var/mail/interlock/Maildir";
 
 /// A rendered file as compose mounts it: `./<path>:<target>:ro`.
 fn mount(path: &str, target: &Path) -> Value {
@@ -37,6 +44,21 @@ fn parent(path: &Path) -> String {
         .expect("a file in a directory")
         .display()
         .to_string()
+}
+
+/// An image reference compose interpolates: `${INTERLOCK_IMAGE_<NAME>:-default}`.
+/// The default is the upstream (or locally built) image a user with a
+/// registry runs; `scripts/images.sh` builds local ones without a registry
+/// and the test run points these variables at them.
+fn image(name: &str, default: &str) -> Value {
+    let var = name.to_uppercase().replace('-', "_");
+    json!(format!("${{INTERLOCK_IMAGE_{var}:-{default}}}"))
+}
+
+/// A published host port compose interpolates: `${VAR:-default}`, so a test
+/// run can avoid ports in use on the host.
+fn host_port(var: &str, default: u16) -> String {
+    format!("${{{var}:-{default}}}")
 }
 
 /// The image build of one of this repository's programs.
@@ -67,7 +89,7 @@ pub fn project(mesh: &Mesh) -> Value {
     services.insert(
         "spire-server".into(),
         json!({
-            "image": v.spire_server_image(),
+            "image": image("spire-server", &v.spire_server_image()),
             "command": ["-config", mesh.spire_file("server.conf")],
             "volumes": [
                 mount("spire/compose/server.conf", &mesh.spire_file("server.conf")),
@@ -83,6 +105,7 @@ pub fn project(mesh: &Mesh) -> Value {
     services.insert(
         "spire-init".into(),
         json!({
+            "image": image("spire-init", "interlock-spire-init:local"),
             "build": {
                 "context": ".", "target": "spire-init",
                 "args": { "SPIRE_SERVER_IMAGE": v.spire_server_image() }
@@ -97,13 +120,14 @@ pub fn project(mesh: &Mesh) -> Value {
         }),
     );
     services.insert("spire-agent".into(), json!({
-        "image": v.spire_agent_image(),
+        "image": image("spire-agent", &v.spire_agent_image()),
         "command": ["-config", mesh.spire_file("agent.conf")],
         // The docker attestor maps callers' PIDs to containers.
         "pid": "host",
         "volumes": [
             mount("spire/compose/agent.conf", &mesh.spire_file("agent.conf")),
-            "/var/run/docker.sock:/var/run/docker.sock:ro",
+            // The engine's socket (scripts/docker.sh runs one with its own).
+            "${INTERLOCK_DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock:ro",
             format!("{join}:ro"),
             format!("spire-agent-data:{}", mesh.spire_agent_data().display()),
             format!("spire-agent-socket:{}", parent(&mesh.agent_socket()))
@@ -128,7 +152,7 @@ pub fn project(mesh: &Mesh) -> Value {
             volumes.insert(format!("{db}-data"), json!({}));
             secrets.insert(password.clone(), secret(&password));
             services.insert(db.clone(), json!({
-                "image": v.postgres_image(),
+                "image": image("postgres", &v.postgres_image()),
                 "environment": {
                     "POSTGRES_USER": database_name(w),
                     "POSTGRES_DB": database_name(w),
@@ -170,7 +194,7 @@ pub fn project(mesh: &Mesh) -> Value {
         }
         services.insert(w.into(), json!({
             "build": build(&workload.binary),
-            "image": format!("{}:local", workload.binary),
+            "image": image(w, &format!("{}:local", workload.binary)),
             "labels": label(w),
             "environment": { "INTERLOCK_CONFIG": mesh.service_config(w) },
             "volumes": [
@@ -188,12 +212,14 @@ pub fn project(mesh: &Mesh) -> Value {
         // The sidecar shares the service's network namespace: the service
         // listens on loopback and is reachable only through it.
         services.insert(format!("{w}-sidecar"), json!({
-            "image": v.envoy_image(),
+            "image": image("envoy", &v.envoy_image()),
             "network_mode": format!("service:{w}"),
             "labels": label(w),
             "command": envoy_command(mesh, w),
             "volumes": [mount(&format!("envoy/compose/{w}.yaml"), &mesh.envoy_config(w)), spire_socket],
-            "depends_on": { w: { "condition": "service_started" }, "spire-agent": { "condition": "service_healthy" } },
+            // Restarted with its service: a restarted container has a new
+            // network namespace, and the sidecar must join it.
+            "depends_on": { w: { "condition": "service_started", "restart": true }, "spire-agent": { "condition": "service_healthy" } },
             "restart": "unless-stopped"
         }));
     }
@@ -214,12 +240,12 @@ pub fn project(mesh: &Mesh) -> Value {
     services.insert(
         "edge".into(),
         json!({
-            "image": v.envoy_image(),
+            "image": image("envoy", &v.envoy_image()),
             "labels": label("edge"),
             "command": envoy_command(mesh, "edge"),
             // Published on the host's loopback only; a user who wants the edge
             // reachable from elsewhere changes this deliberately.
-            "ports": [format!("127.0.0.1:{}:{}", compose.edge_host_port, mesh.topology.edge.port)],
+            "ports": [format!("127.0.0.1:{}:{}", host_port("INTERLOCK_EDGE_PORT", compose.edge_host_port), mesh.topology.edge.port)],
             "volumes": [mount("envoy/compose/edge.yaml", &mesh.envoy_config("edge")), spire_socket],
             "secrets": [
                 { "source": "edge_tls_cert", "target": mesh.edge_dir().join("server.pem") },
@@ -232,7 +258,7 @@ pub fn project(mesh: &Mesh) -> Value {
     services.insert(
         "otel-collector".into(),
         json!({
-            "image": v.collector_image(),
+            "image": image("otel-collector", &v.collector_image()),
             "command": ["--config=/etc/otelcol/config.yaml"],
             "volumes": ["./observability/otel-collector.yaml:/etc/otelcol/config.yaml:ro"],
             "depends_on": { "jaeger": { "condition": "service_started" } }
@@ -241,9 +267,9 @@ pub fn project(mesh: &Mesh) -> Value {
     services.insert(
         "jaeger".into(),
         json!({
-            "image": v.jaeger_image(),
+            "image": image("jaeger", &v.jaeger_image()),
             // Traces name users and calls: loopback only.
-            "ports": [format!("127.0.0.1:{}:{}", compose.jaeger_ui_host_port, mesh.topology.tracing.query_port)]
+            "ports": [format!("127.0.0.1:{}:{}", host_port("INTERLOCK_JAEGER_PORT", compose.jaeger_ui_host_port), mesh.topology.tracing.query_port)]
         }),
     );
     // The SMTP server auth sends through (verification and reset codes):
@@ -258,7 +284,7 @@ pub fn project(mesh: &Mesh) -> Value {
         COMPOSE_SMTP.into(),
         json!({
             "build": { "context": ".", "target": "smtp" },
-            "image": "interlock-smtp:local",
+            "image": image("smtp", "interlock-smtp:local"),
             "environment": { "SMTP_PORT": COMPOSE_SMTP_PORT.to_string() },
             "secrets": ["smtp_tls_cert", "smtp_tls_key"],
             "volumes": ["smtp-mail:/var/mail/interlock"],
@@ -274,10 +300,15 @@ pub fn project(mesh: &Mesh) -> Value {
         "fcm-local".into(),
         json!({
             "build": build(&fcm.binary),
-            "image": format!("{}:local", fcm.binary),
+            "image": image("fcm-local", &format!("{}:local", fcm.binary)),
             "profiles": ["fcm-local"],
+            // The sender reaches it by its service name: the token URI (the
+            // assertion's audience) says so.
+            // Its test hooks only on a socket inside its own container.
             "command": [fcm.binary, "--listen", format!("0.0.0.0:{}", fcm.port),
-                        "--service-account", format!("/run/secrets/{FCM_ACCOUNT_SECRET}")],
+                        "--service-account", format!("/run/secrets/{FCM_ACCOUNT_SECRET}"),
+                        "--token-uri", format!("http://{}/token", mesh.fcm_local_addr()),
+                        "--control-socket", FCM_CONTROL_SOCKET],
             "secrets": [FCM_ACCOUNT_SECRET]
         }),
     );

@@ -65,6 +65,46 @@ fn compose_envoy_spire_and_policy_agree() {
         .map(|(n, _)| n.as_str())
         .collect();
     assert_eq!(published, ["edge", "jaeger"]);
+    // On the host's loopback, at ports a test run can move.
+    assert_eq!(
+        services["edge"]["ports"],
+        json!(["127.0.0.1:${INTERLOCK_EDGE_PORT:-8443}:17443"])
+    );
+    assert_eq!(
+        services["jaeger"]["ports"],
+        json!(["127.0.0.1:${INTERLOCK_JAEGER_PORT:-16686}:16686"])
+    );
+}
+
+/// Every image is a variable whose default is the upstream (or Dockerfile)
+/// image: scripts/images.sh points them at local builds.
+#[test]
+fn images_are_variables_with_upstream_defaults() {
+    let c = mesh().for_compose();
+    let v = &c.versions;
+    let project = project(&c);
+    let services = project["services"].as_object().unwrap();
+    for (name, service) in services {
+        let image = service["image"].as_str().unwrap();
+        assert!(image.starts_with("${INTERLOCK_IMAGE_"), "{name}: {image}");
+    }
+    assert_eq!(
+        services["auth-sidecar"]["image"],
+        format!("${{INTERLOCK_IMAGE_ENVOY:-{}}}", v.envoy_image())
+    );
+    assert_eq!(
+        services["postgres-auth"]["image"],
+        format!("${{INTERLOCK_IMAGE_POSTGRES:-{}}}", v.postgres_image())
+    );
+    assert_eq!(
+        services["auth"]["image"],
+        "${INTERLOCK_IMAGE_AUTH:-interlock-auth:local}"
+    );
+    // A sidecar follows its service's restarts (new network namespace).
+    assert_eq!(
+        services["auth-sidecar"]["depends_on"]["auth"]["restart"],
+        true
+    );
 }
 
 /// Each service gets exactly its topology's secrets, each as the

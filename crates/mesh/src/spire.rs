@@ -29,6 +29,11 @@ server {{
   log_level = "INFO"
   ca_ttl = "24h"
   default_x509_svid_ttl = "{ttl}s"
+  # The agent's own SVID outlives any server outage worth riding out (it
+  # renews at half-life): a join-token agent whose SVID expired cannot
+  # attest again without a new token. Workload SVIDs stay short (their
+  # entries set their TTL).
+  agent_ttl = "{agent_ttl}"
   ca_subject {{
     country = ["XX"]
     organization = ["Interlock"]
@@ -64,9 +69,15 @@ plugins {{
         td = mesh.policy.trust_domain(),
         data = data.display(),
         ttl = mesh.svid_ttl_secs(),
+        agent_ttl = AGENT_SVID_TTL,
         sync = mesh.agent_sync_interval_secs(),
     )
 }
+
+/// The SPIRE agent's own SVID lifetime (under the CA's 24 h): half of it,
+/// 6 h, is how long the server may be away before the agent's identity is
+/// at risk.
+pub const AGENT_SVID_TTL: &str = "12h";
 
 pub fn agent_conf(mesh: &Mesh) -> String {
     let data = mesh.spire_agent_data();
@@ -268,6 +279,7 @@ mod tests {
                 entries(&mesh).len()
             );
             assert!(server_conf(&mesh).contains(&format!("default_x509_svid_ttl = \"{ttl}s\"")));
+            assert!(server_conf(&mesh).contains(&format!("agent_ttl = \"{AGENT_SVID_TTL}\"")));
         }
     }
 

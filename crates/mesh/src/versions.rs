@@ -17,6 +17,8 @@ pub struct Versions {
     pub process_compose: String,
     pub jaeger: String,
     pub jaeger_module: String,
+    /// `docker compose` v2 (tools/compose, built by scripts/docker.sh).
+    pub compose: String,
     pub otel_collector: String,
     pub postgres: String,
     pub rust_image: String,
@@ -116,6 +118,11 @@ mod tests {
                 "tools/jaeger/go.mod",
                 "github.com/jaegertracing/jaeger",
                 &v.jaeger_module,
+            ),
+            (
+                "tools/compose/go.mod",
+                "github.com/docker/compose/v2",
+                &v.compose,
             ),
         ] {
             let required = format!("\t{module} v{version}");

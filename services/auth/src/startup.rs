@@ -90,7 +90,7 @@ pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App
         None => (None, None),
     };
     let state = Arc::new(AuthState {
-        pool,
+        pool: pool.clone(),
         hasher,
         keys,
         tokens,
@@ -107,6 +107,7 @@ pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App
         .merge(revocations::router(revoked));
     let routes = Routes::from(http).add_service(AuthServiceServer::new(Auth(state.clone())));
     let app = App::new(crate::MODULE, guard, routes)
+        .with_database(pool)
         .with_task("maintenance", move |stop| maintain(state, stop));
     Ok(match delivery {
         Some(delivery) => app.with_task("email", move |stop| delivery.run(stop)),

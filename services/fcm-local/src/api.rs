@@ -72,6 +72,23 @@ pub enum Fault {
     Delay { ms: u64 },
 }
 
+/// A project-wide outage, as FCM has them: every send is answered 503
+/// UNAVAILABLE until `unavailable_until`, then 429 QUOTA_EXCEEDED with
+/// `Retry-After: retry_after_secs` until `throttled_until`.
+#[derive(Debug, Clone, Copy)]
+pub struct Outage {
+    pub unavailable_until: Instant,
+    pub throttled_until: Instant,
+    pub retry_after_secs: u64,
+}
+
+/// Sends refused by an outage, by phase (how hard the sender pushed).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct OutageCounts {
+    pub unavailable: u64,
+    pub throttled: u64,
+}
+
 /// A message FCM accepted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Received {
@@ -85,6 +102,8 @@ pub(crate) struct Inner {
     pub faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     pub received: Mutex<Vec<Received>>,
     pub grants: Mutex<u64>,
+    pub outage: Mutex<Option<Outage>>,
+    pub refused: Mutex<OutageCounts>,
 }
 
 /// The server: build the router, or run it on a listener.
@@ -102,6 +121,8 @@ impl FcmLocal {
                 faults: Mutex::new(HashMap::new()),
                 received: Mutex::new(Vec::new()),
                 grants: Mutex::new(0),
+                outage: Mutex::new(None),
+                refused: Mutex::new(OutageCounts::default()),
             }),
         }
     }
@@ -125,6 +146,50 @@ impl FcmLocal {
     /// Serves on `listener` until the task is dropped.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         axum::serve(listener, self.router()).await
+    }
+
+    /// Starts an outage now: `unavailable` of 503s, then `throttled` of
+    /// 429s with `Retry-After: retry_after_secs`; the refusal counts
+    /// start again from zero.
+    pub fn start_outage(&self, unavailable: Duration, throttled: Duration, retry_after_secs: u64) {
+        let now = Instant::now();
+        *lock(&self.inner.refused) = OutageCounts::default();
+        *lock(&self.inner.outage) = Some(Outage {
+            unavailable_until: now + unavailable,
+            throttled_until: now + unavailable + throttled,
+            retry_after_secs,
+        });
+    }
+
+    /// Sends refused by the current or last outage.
+    pub fn outage_counts(&self) -> OutageCounts {
+        *lock(&self.inner.refused)
+    }
+
+    /// The outage's answer to a send now, if one is under way.
+    fn outage_answer(&self) -> Option<Response> {
+        let outage = (*lock(&self.inner.outage))?;
+        let now = Instant::now();
+        if now < outage.unavailable_until {
+            lock(&self.inner.refused).unavailable += 1;
+            let (http, status) = fcm_error("UNAVAILABLE");
+            return Some(google_error(
+                http,
+                status,
+                "The service is currently unavailable.",
+                Some("UNAVAILABLE"),
+            ));
+        }
+        if now < outage.throttled_until {
+            lock(&self.inner.refused).throttled += 1;
+            let (http, status) = fcm_error("QUOTA_EXCEEDED");
+            let mut resp = google_error(http, status, "Quota exceeded.", Some("QUOTA_EXCEEDED"));
+            if let Ok(v) = outage.retry_after_secs.to_string().parse() {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Some(resp);
+        }
+        None
     }
 
     /// Scripts the next answers for sends to `token`.
@@ -367,6 +432,9 @@ async fn send(
             );
         }
     };
+    if let Some(resp) = s.outage_answer() {
+        return resp;
+    }
     let fault = lock(&s.inner.faults)
         .get_mut(&token)
         .and_then(VecDeque::pop_front);

@@ -1,5 +1,5 @@
 //! `interlock-fcm-local --listen 127.0.0.1:17090 --service-account FILE
-//! [--control-socket PATH] [--token-ttl-secs 3600]`: the local
+//! [--control-socket PATH] [--token-ttl-secs 3600] [--token-uri URL]`: the local
 //! FCM-compatible server. The test hooks are served only on the control
 //! socket (mode 0600: its owner and root), never on the API's TCP port.
 
@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("info").init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: interlock-fcm-local --listen ADDR --service-account FILE \
-                 [--control-socket PATH] [--token-ttl-secs N]";
+                 [--control-socket PATH] [--token-ttl-secs N] [--token-uri URL]";
     let listen = flag(&args, "--listen").ok_or_else(|| anyhow::anyhow!(usage))?;
     let account = flag(&args, "--service-account").ok_or_else(|| anyhow::anyhow!(usage))?;
     let ttl: u64 = flag(&args, "--token-ttl-secs")
@@ -27,7 +27,13 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(3600);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
-    let token_uri = format!("http://{}/token", listener.local_addr()?);
+    // The token URI as the sender calls it (the assertion's audience): the
+    // listener's address unless the server is reached by another name (a
+    // container's, in compose).
+    let token_uri = match flag(&args, "--token-uri") {
+        Some(uri) => uri,
+        None => format!("http://{}/token", listener.local_addr()?),
+    };
     let config = ServerConfig::from_service_account(
         &std::fs::read_to_string(&account)?,
         &token_uri,

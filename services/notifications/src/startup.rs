@@ -16,8 +16,10 @@ use crate::service::{Notifications, NotificationsState};
 pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App> {
     settings.validate()?;
     let base = Base::prepare(&settings.common, &crate::MIGRATOR, &outbound).await?;
-    let notifications = Notifications(Arc::new(NotificationsState { pool: base.pool }));
+    let notifications = Notifications(Arc::new(NotificationsState {
+        pool: base.pool.clone(),
+    }));
     let routes = Routes::new(NotificationsServiceServer::new(notifications.clone()))
         .add_service(NotificationsInternalServer::new(notifications));
-    Ok(App::new(crate::MODULE, base.guard, routes))
+    Ok(App::new(crate::MODULE, base.guard, routes).with_database(base.pool))
 }

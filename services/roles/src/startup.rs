@@ -17,10 +17,10 @@ pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App
     settings.validate()?;
     let base = Base::prepare(&settings.common, &crate::MIGRATOR, &outbound).await?;
     let roles = Roles(Arc::new(RolesState {
-        pool: base.pool,
+        pool: base.pool.clone(),
         default_roles: settings.default_roles,
     }));
     let routes = Routes::new(RolesAdminServer::new(roles.clone()))
         .add_service(RolesInternalServer::new(roles));
-    Ok(App::new(crate::MODULE, base.guard, routes))
+    Ok(App::new(crate::MODULE, base.guard, routes).with_database(base.pool))
 }

@@ -35,6 +35,7 @@ pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App
         fcm: Arc::new(fcm),
         config: settings.sender,
         title: settings.fcm.title,
+        pause: Default::default(),
     });
     Ok(App::new(crate::MODULE, guard, Routes::default())
         .with_task("delivery", move |stop| worker.run(stop)))

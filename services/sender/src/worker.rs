@@ -28,6 +28,33 @@ pub struct Worker {
     pub fcm: Arc<FcmClient>,
     pub config: SenderConfig,
     pub title: String,
+    pub pause: Pause,
+}
+
+/// FCM's `Retry-After` holds for the whole project, not one device: once
+/// FCM names a time, no push of this sender starts before it.
+#[derive(Default)]
+pub struct Pause {
+    until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pause {
+    /// No push before `wait` from now (a later hold already set stays).
+    pub fn hold_for(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut held = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_none_or(|h| h < until) {
+            *held = Some(until);
+        }
+    }
+
+    /// Waits out the current hold, if any.
+    pub async fn wait(&self) {
+        let until = *self.until.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
 }
 
 /// The most results one ReportDeliveries call takes (notifications'
@@ -219,6 +246,7 @@ impl Worker {
         let mut attempts = 0;
         let (status, error_code) = loop {
             attempts += 1;
+            self.pause.wait().await;
             let sent = self
                 .fcm
                 .send(
@@ -235,6 +263,9 @@ impl Worker {
                 }
                 Ok(SendOutcome::Permanent(code)) => break (DeliveryStatus::FailedPermanent, code),
                 Ok(SendOutcome::Retry { code, retry_after }) => {
+                    if let Some(wait) = retry_after {
+                        self.pause.hold_for(wait);
+                    }
                     let wait = retry_after.unwrap_or_else(|| self.backoff(attempts - 1));
                     let too_late = Utc::now()
                         + chrono::Duration::from_std(wait).unwrap_or_default()
@@ -277,6 +308,22 @@ mod tests {
 
     /// A notification is reported in one call that names it done, with or
     /// without devices.
+    /// A hold delays every later wait until it ends; a shorter hold does
+    /// not cut a longer one short.
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_hold_delays_every_push_until_it_ends() {
+        let pause = Pause::default();
+        let start = tokio::time::Instant::now();
+        pause.wait().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        pause.hold_for(Duration::from_secs(5));
+        pause.hold_for(Duration::from_secs(1));
+        pause.wait().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        pause.wait().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
     #[test]
     fn one_call_reports_and_ends_a_notification() {
         for devices in [0, 1, 3] {

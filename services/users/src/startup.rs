@@ -21,10 +21,10 @@ pub async fn build(settings: Settings, outbound: Outbound) -> anyhow::Result<App
         client::channel(&settings.peers.roles_url, outbound).map_err(anyhow::Error::msg)?,
     );
     let users = Users(Arc::new(UsersState {
-        pool: base.pool,
+        pool: base.pool.clone(),
         roles,
     }));
     let routes = Routes::new(UsersServiceServer::new(users.clone()))
         .add_service(UsersInternalServer::new(users));
-    Ok(App::new(crate::MODULE, base.guard, routes))
+    Ok(App::new(crate::MODULE, base.guard, routes).with_database(base.pool))
 }

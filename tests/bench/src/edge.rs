@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use interlock_e2e::{register_and_login, register_and_login_over};
+use interlock_e2e::{Target, register_and_login, register_and_login_over};
 use interlock_mesh::Mesh;
 use interlock_proto::auth::v1::RefreshRequest;
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
@@ -47,7 +47,7 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
     let mut f = Fragment::new(phase);
     println!("connecting {CONNECTIONS} clients to the edge");
     let channels = channels(&mesh).await?;
-    let user = register_and_login(&mesh, &unique("bench")).await;
+    let user = register_and_login(&Target::Local(mesh.clone()), &unique("bench")).await;
     let as_user = |ch: &Channel| {
         Caller::default()
             .with_token(&user.access_token)
@@ -83,7 +83,7 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
 pub async fn probe(rate: f64, duration: Duration) -> anyhow::Result<()> {
     let mesh = interlock_e2e::mesh();
     let channels = channels(&mesh).await?;
-    let user = register_and_login(&mesh, &unique("probe")).await;
+    let user = register_and_login(&Target::Local(mesh.clone()), &unique("probe")).await;
     let users: Vec<_> = channels[..USER_CONNECTIONS]
         .iter()
         .map(|ch| {
@@ -144,8 +144,9 @@ fn source(run: u8, i: usize) -> IpAddr {
 async fn channels(mesh: &Mesh) -> anyhow::Result<Vec<Channel>> {
     let run = 2 + uuid::Uuid::new_v4().as_bytes()[0] % 250;
     let mut channels = Vec::with_capacity(CONNECTIONS);
+    let target = interlock_e2e::Target::Local(mesh.clone());
     for i in 0..CONNECTIONS {
-        channels.push(interlock_e2e::edge_channel_from(mesh, source(run, i)).await);
+        channels.push(interlock_e2e::edge_channel_from(&target, source(run, i)).await);
     }
     Ok(channels)
 }
@@ -275,7 +276,12 @@ async fn login(f: &mut Fragment, plan: &Plan, channels: &[Channel]) -> anyhow::R
     let logins: Vec<String> = (0..cores * 2).map(|_| unique("blogin")).collect();
     let mesh = interlock_e2e::mesh();
     for (i, l) in logins.iter().enumerate() {
-        register_and_login_over(&mesh, Caller::default().over(channels[1 + i].clone()), l).await;
+        register_and_login_over(
+            &Target::Local(mesh.clone()),
+            Caller::default().over(channels[1 + i].clone()),
+            l,
+        )
+        .await;
     }
     let channels = channels.to_vec();
     let logins = Arc::new(logins);
@@ -354,9 +360,13 @@ async fn refresh(f: &mut Fragment, plan: &Plan, channels: &[Channel]) {
     for i in 0..sessions {
         let ch = channels[i % channels.len()].clone();
         tokens.push(
-            register_and_login_over(&mesh, Caller::default().over(ch), &unique("brefresh"))
-                .await
-                .refresh_token,
+            register_and_login_over(
+                &Target::Local(mesh.clone()),
+                Caller::default().over(ch),
+                &unique("brefresh"),
+            )
+            .await
+            .refresh_token,
         );
     }
     let tokens = Arc::new(tokens.into_iter().map(Mutex::new).collect::<Vec<_>>());

@@ -9,6 +9,8 @@
 //!   code with no Envoy anywhere (the baseline of the mesh overhead).
 //! - `probe --rate R --seconds S`: GetMe through the edge at one rate, for
 //!   profiling (`perf record -p <pid>` while it runs).
+//! - `faults [--quick] [--only NAME]... --out F`: the fault suite against
+//!   the running local mesh ([`faults`]; `scripts/faults.sh` runs it).
 //! - `serve-direct`: the child process `direct` starts: users and roles on
 //!   plain TCP, the peer check satisfied as the integration tests do.
 //!
@@ -21,6 +23,7 @@ mod batch;
 mod direct;
 mod edge;
 mod fanout;
+mod faults;
 mod load;
 mod procs;
 mod report;
@@ -85,6 +88,7 @@ struct Args {
     out: Option<PathBuf>,
     rate: f64,
     seconds: u64,
+    only: Vec<String>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -97,6 +101,7 @@ fn args() -> anyhow::Result<Args> {
         out: None,
         rate: 1000.0,
         seconds: 20,
+        only: Vec::new(),
     };
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -105,6 +110,9 @@ fn args() -> anyhow::Result<Args> {
             "--out" => args.out = Some(it.next().context("--out needs a file")?.into()),
             "--rate" => args.rate = it.next().context("--rate needs a number")?.parse()?,
             "--seconds" => args.seconds = it.next().context("--seconds needs a number")?.parse()?,
+            "--only" => args
+                .only
+                .push(it.next().context("--only needs a scenario name")?),
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -121,8 +129,9 @@ async fn main() -> anyhow::Result<()> {
         "direct" => direct::run(plan, &out()?).await,
         "probe" => edge::probe(args.rate, Duration::from_secs(args.seconds)).await,
         "serve-direct" => direct::serve().await,
+        "faults" => faults::run(args.quick, &args.only, &out()?).await,
         _ => bail!(
-            "usage: interlock-bench mesh|direct [--quick] [--phase NAME] --out FILE\n       interlock-bench probe [--rate R] [--seconds S] | serve-direct"
+            "usage: interlock-bench mesh|direct [--quick] [--phase NAME] --out FILE\n       interlock-bench probe [--rate R] [--seconds S] | serve-direct\n       interlock-bench faults [--quick] [--only NAME]... --out FILE"
         ),
     }
 }

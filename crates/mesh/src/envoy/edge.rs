@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    SDS_CLUSTER, admin, grpc_refusal, hcm, host_port, otlp_cluster, peer_cluster, pipe, router,
-    sidecar_cluster, static_cluster, tracing,
+    SDS_CLUSTER, admin, grpc_refusal, hcm, host_port, otlp_cluster, peer_cluster, pipe, route_to,
+    router, sidecar_cluster, static_cluster, tracing,
 };
 use crate::mesh::{Mesh, REFLECTION_PREFIXES};
 
@@ -176,7 +176,7 @@ pub(super) fn public_method_routes(mesh: &Mesh) -> Vec<Value> {
             let alternatives: Vec<String> = paths.iter().map(|p| regex_escape(p)).collect();
             json!({
                 "match": { "safe_regex": { "regex": format!("^({})$", alternatives.join("|")) } },
-                "route": { "cluster": sidecar_cluster(&module), "timeout": "30s" },
+                "route": route_to(sidecar_cluster(&module), "30s"),
                 "typed_per_filter_config": { "envoy.filters.http.local_ratelimit": limit.clone() }
             })
         })
@@ -240,7 +240,7 @@ pub fn edge(mesh: &Mesh) -> Value {
     let mut routes: Vec<Value> = public_method_routes(mesh);
     routes.extend(public_http_routes(mesh));
     routes.extend(externals.iter().map(|(service, module)| {
-        json!({ "match": { "prefix": format!("/{service}/") }, "route": { "cluster": sidecar_cluster(module), "timeout": "30s" } })
+        json!({ "match": { "prefix": format!("/{service}/") }, "route": route_to(sidecar_cluster(module), "30s") })
     }));
     // Reflection is unauthenticated: rate-limited per client like the
     // public methods (each stream holds an upstream request) and short.
@@ -248,7 +248,7 @@ pub fn edge(mesh: &Mesh) -> Value {
     routes.extend(REFLECTION_PREFIXES.iter().map(|p| {
         json!({
             "match": { "prefix": p },
-            "route": { "cluster": sidecar_cluster(reflection), "timeout": "10s" },
+            "route": route_to(sidecar_cluster(reflection), "10s"),
             "typed_per_filter_config": { "envoy.filters.http.local_ratelimit": reflection_limit.clone() }
         })
     }));
@@ -289,7 +289,11 @@ pub fn edge(mesh: &Mesh) -> Value {
                             "cluster": sidecar_cluster(issuer),
                             "timeout": "5s"
                         },
-                        "cache_duration": "60s",
+                        // Keys are published 10 min before auth signs
+                        // with them, so 5 min of cache still sees every
+                        // new key in time, and the edge rides out an auth
+                        // outage of that long.
+                        "cache_duration": "300s",
                         "async_fetch": {},
                         "retry_policy": { "num_retries": 5 }
                     }

@@ -76,6 +76,41 @@ pub fn max_connection_secs(mesh: &Mesh) -> u32 {
     (mesh.svid_ttl_secs() / 3).max(5)
 }
 
+/// A route to `cluster` with a deadline and the retries that are safe for
+/// any call, idempotent or not: the request never reached the next hop (no
+/// connection could be made, or the stream was refused before it was
+/// processed). They cover a restart of the next hop: the supervisor
+/// brings a process back within about two seconds, and a service being
+/// stopped refuses new streams while it drains. Calls that did reach it
+/// are never replayed (a write is not repeated behind its client's back).
+pub(crate) fn route_to(cluster: impl AsRef<str>, timeout: &str) -> Value {
+    json!({
+        "cluster": cluster.as_ref(),
+        "timeout": timeout,
+        "retry_policy": {
+            "retry_on": "connect-failure,refused-stream,reset-before-request",
+            "num_retries": 20,
+            "retry_back_off": { "base_interval": "0.05s", "max_interval": "0.5s" }
+        }
+    })
+}
+
+/// How much one Envoy sends to one cluster at once: past `max_requests`
+/// in flight a call is refused at once (UNAVAILABLE) instead of queueing,
+/// so overload is shed quickly; retries may use a fifth of the load
+/// (at least 64 at once), enough to ride out a restart without becoming
+/// a retry storm.
+fn circuit_breakers() -> Value {
+    json!({
+        "thresholds": [{
+            "max_connections": 1024,
+            "max_pending_requests": 256,
+            "max_requests": 256,
+            "retry_budget": { "budget_percent": { "value": 20.0 }, "min_retry_concurrency": 64 }
+        }]
+    })
+}
+
 fn static_cluster(name: &str, address: Value) -> Value {
     // Container names are resolved by DNS; IPs and pipes are static.
     let host = address["socket_address"]["address"]
@@ -90,6 +125,7 @@ fn static_cluster(name: &str, address: Value) -> Value {
         "name": name,
         "type": kind,
         "connect_timeout": "2s",
+        "circuit_breakers": circuit_breakers(),
         "typed_extension_protocol_options": http2_options(),
         "load_assignment": {
             "cluster_name": name,
@@ -259,11 +295,10 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
     }
     let mut inbound_routes: Vec<Value> = http_paths
         .iter()
-        .map(|p| json!({ "match": { "path": p }, "route": { "cluster": LOCAL_HTTP, "timeout": "10s" } }))
+        .map(|p| json!({ "match": { "path": p }, "route": route_to(LOCAL_HTTP, "10s") }))
         .collect();
-    inbound_routes.push(
-        json!({ "match": { "prefix": "/" }, "route": { "cluster": LOCAL_SERVICE, "timeout": "30s" } }),
-    );
+    inbound_routes
+        .push(json!({ "match": { "prefix": "/" }, "route": route_to(LOCAL_SERVICE, "30s") }));
     clusters.extend(outbound.keys().map(|m| peer_cluster(mesh, &own_id, m)));
 
     let mut callers: Vec<String> = inbound.iter().flat_map(|(_, ids)| ids.clone()).collect();
@@ -329,7 +364,7 @@ pub fn sidecar(mesh: &Mesh, workload: &str) -> Value {
         .iter()
         .flat_map(|(module, routes)| {
             routes.iter().map(move |r| {
-                json!({ "match": r.envoy_match(), "route": { "cluster": sidecar_cluster(module), "timeout": "15s" } })
+                json!({ "match": r.envoy_match(), "route": route_to(sidecar_cluster(module), "15s") })
             })
         })
         .collect();

@@ -3,7 +3,7 @@
 //! the mailed code; a password reset by email ends the old sessions
 //! everywhere; ChangePassword keeps only the caller's session.
 
-use interlock_e2e::{edge, mesh, register_and_login, unique_login, wait_for_mail};
+use interlock_e2e::{edge, register_and_login, target, unique_login, wait_for_mail};
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::auth::v1::*;
 use interlock_proto::users::v1::GetMeRequest;
@@ -19,9 +19,9 @@ use tonic::Code;
 /// text and HTML.
 #[tokio::test]
 async fn login_through_the_edge_waits_for_the_mailed_code() {
-    let m = mesh();
+    let target = target();
     let login = unique_login("verify");
-    let mut auth = AuthServiceClient::new(edge(&m, None).await);
+    let mut auth = AuthServiceClient::new(edge(&target, None).await);
     let out = auth
         .register(register_request(&login))
         .await
@@ -33,7 +33,7 @@ async fn login_through_the_edge_waits_for_the_mailed_code() {
         Code::FailedPrecondition,
         "email address is not confirmed",
     );
-    let mail = wait_for_mail(&m, &format!("{login}@example.com"), 1).await;
+    let mail = wait_for_mail(&target, &format!("{login}@example.com"), 1).await;
     let mail = &mail[0];
     assert_eq!(mail.subject, "Interlock: confirm your email address");
     let code = mail.code().expect("a code");
@@ -57,16 +57,16 @@ async fn login_through_the_edge_waits_for_the_mailed_code() {
 /// within seconds. ChangePassword then ends the other session only.
 #[tokio::test]
 async fn reset_by_email_and_change_end_sessions_through_the_edge() {
-    let m = mesh();
+    let target = target();
     let login = unique_login("forgot");
-    let old = register_and_login(&m, &login).await;
-    let mut auth = AuthServiceClient::new(edge(&m, None).await);
+    let old = register_and_login(&target, &login).await;
+    let mut auth = AuthServiceClient::new(edge(&target, None).await);
     auth.request_password_reset(RequestPasswordResetRequest {
         login_or_email: format!("{login}@example.com"),
     })
     .await
     .expect("ask for a reset");
-    let mails = wait_for_mail(&m, &format!("{login}@example.com"), 2).await;
+    let mails = wait_for_mail(&target, &format!("{login}@example.com"), 2).await;
     assert_eq!(mails[1].subject, "Interlock: reset your password");
     let done = auth
         .reset_password(ResetPasswordRequest {
@@ -86,7 +86,7 @@ async fn reset_by_email_and_change_end_sessions_through_the_edge() {
         Code::Unauthenticated,
         "refresh token is not valid",
     );
-    let users = UsersServiceClient::new(edge(&m, Some(&old.access_token)).await);
+    let users = UsersServiceClient::new(edge(&target, Some(&old.access_token)).await);
     wait_for_refusal(
         "the old session's access token is refused",
         Patience::secs(10),
@@ -108,7 +108,7 @@ async fn reset_by_email_and_change_end_sessions_through_the_edge() {
         .await
         .expect("a second session")
         .into_inner();
-    let changed = AuthServiceClient::new(edge(&m, Some(&mine.access_token)).await)
+    let changed = AuthServiceClient::new(edge(&target, Some(&mine.access_token)).await)
         .change_password(ChangePasswordRequest {
             current_password: "a new horse battery".into(),
             new_password: "a third horse battery".into(),

@@ -2,7 +2,7 @@
 //! an admin grants a role, a notification is created by a module and the
 //! user lists and receives it; refresh rotation and reuse detection.
 
-use interlock_e2e::{admin_token, edge, mesh, register_and_login, unique_login};
+use interlock_e2e::{admin_token, edge, register_and_login, target, unique_login};
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use interlock_proto::auth::v1::*;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
@@ -20,10 +20,10 @@ use tonic::Code;
 /// MarkReceived.
 #[tokio::test]
 async fn full_journey_through_the_edge() {
-    let mesh = mesh();
+    let target = target();
     let login = unique_login("journey");
-    let pair = register_and_login(&mesh, &login).await;
-    let mut users = UsersServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
+    let pair = register_and_login(&target, &login).await;
+    let mut users = UsersServiceClient::new(edge(&target, Some(&pair.access_token)).await);
     let me = users
         .get_me(GetMeRequest {})
         .await
@@ -34,8 +34,8 @@ async fn full_journey_through_the_edge() {
         (login.as_str(), vec!["user".to_owned()])
     );
 
-    let admin = admin_token(&mesh).await;
-    RolesAdminClient::new(edge(&mesh, Some(&admin)).await)
+    let admin = admin_token(&target).await;
+    RolesAdminClient::new(edge(&target, Some(&admin)).await)
         .grant(GrantRequest {
             user_id: me.id.clone(),
             role: "editor".into(),
@@ -51,12 +51,7 @@ async fn full_journey_through_the_edge() {
 
     // A module creates the notification: the call leaves through auth's
     // egress sidecar, which presents auth's SVID to notifications' sidecar.
-    let egress = interlock_common::client::channel(
-        &format!("unix:{}", mesh.egress_socket("auth").display()),
-        interlock_common::client::Outbound::default(),
-    )
-    .expect("egress channel");
-    let id = NotificationsInternalClient::new(egress)
+    let id = NotificationsInternalClient::new(target.egress("auth"))
         .create(CreateRequest {
             text: "Welcome aboard".into(),
             recipient_ids: vec![me.id.clone()],
@@ -67,7 +62,7 @@ async fn full_journey_through_the_edge() {
         .into_inner()
         .id;
 
-    let mut notes = NotificationsServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
+    let mut notes = NotificationsServiceClient::new(edge(&target, Some(&pair.access_token)).await);
     let mine = notes
         .list_mine(ListMineRequest::default())
         .await
@@ -92,9 +87,9 @@ async fn full_journey_through_the_edge() {
 /// Refresh rotates the token; replaying an old one revokes the session.
 #[tokio::test]
 async fn refresh_rotation_and_reuse_revocation_through_the_edge() {
-    let mesh = mesh();
-    let first = register_and_login(&mesh, &unique_login("rotor")).await;
-    let mut auth = AuthServiceClient::new(edge(&mesh, None).await);
+    let target = target();
+    let first = register_and_login(&target, &unique_login("rotor")).await;
+    let mut auth = AuthServiceClient::new(edge(&target, None).await);
     let second = auth
         .refresh(RefreshRequest {
             refresh_token: first.refresh_token.clone(),

@@ -1,17 +1,13 @@
-//! End-to-end tests against the running local mesh: real SPIRE, Envoy,
-//! PostgreSQL and services, called through the edge with tonic and grpcurl.
-//! Run by scripts/test.sh after `scripts/mesh.sh up` (which also starts the
-//! SMTP server whose Maildir the account tests read).
+//! End-to-end tests against a running deployment, local mesh or compose
+//! (`INTERLOCK_E2E_TARGET`, see `interlock_e2e::target`): real SPIRE,
+//! Envoy, PostgreSQL and services, called through the edge with tonic and
+//! grpcurl. Run by scripts/test.sh against each target in turn; what only
+//! one target has is in `tests/e2e_local` and `tests/e2e_compose`.
 
 mod accounts;
-mod discovery;
 mod grpcurl;
-mod hostile;
-mod identity;
 mod journey;
 mod push;
 mod refusals;
-mod rotation;
-mod security;
-mod tls;
+mod revocation;
 mod tracing;

@@ -1,30 +1,24 @@
 //! Push delivery in the mesh: a notification created with grpcurl reaches
 //! the local FCM server through the sender, and then shows as processed.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{curl_unix, grpcurl, mesh, register_and_login, tool, unique_login};
+use interlock_e2e::{edge, grpcurl, register_and_login, target, unique_login};
 use interlock_proto::notifications::v1::GetDeliveryReportRequest;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
 use interlock_testkit::{Patience, wait_until};
 
-fn proto_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto")
-}
-
 #[tokio::test]
 async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
-    let mesh = mesh();
-    let pair = register_and_login(&mesh, &unique_login("push")).await;
+    let target = target();
+    let pair = register_and_login(&target, &unique_login("push")).await;
     let token = format!("e2e-device-{}", uuid::Uuid::new_v4().simple());
 
     // The user registers a device through the edge.
     let header = format!("authorization: Bearer {}", pair.access_token);
     let device = format!(r#"{{"fcm_token":"{token}","platform":"PLATFORM_ANDROID"}}"#);
     let out = grpcurl(
-        &mesh,
+        &target,
         &["-H", &header, "-d", &device],
         "interlock.notifications.v1.NotificationsService/RegisterDevice",
     );
@@ -39,19 +33,12 @@ async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
         r#"{{"text":"Your parcel has shipped","recipient_ids":["{}"]}}"#,
         pair.user_id
     );
-    let out = Command::new(tool("grpcurl"))
-        .args(["-plaintext", "-import-path"])
-        .arg(proto_dir())
-        .args([
-            "-proto",
-            "interlock/notifications/v1/notifications.proto",
-            "-d",
-            &create,
-        ])
-        .arg(format!("unix://{}", mesh.egress_socket("auth").display()))
-        .arg("interlock.notifications.v1.NotificationsInternal/Create")
-        .output()
-        .expect("grpcurl");
+    let out = target.grpcurl_as(
+        "auth",
+        "interlock/notifications/v1/notifications.proto",
+        &create,
+        "interlock.notifications.v1.NotificationsInternal/Create",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -63,16 +50,15 @@ async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
 
     // The local FCM server receives it for that device (its test hooks are
     // on a root-only socket).
-    let fcm = mesh.fcm_control_socket();
-    let (fcm, token, id_ref) = (&fcm, &token, &id);
+    let (target, token, id_ref) = (&target, &token, &id);
     let latency = wait_until(
         "the local FCM server receives the push",
         Patience::secs(20),
         || async move {
-            let (_, body) = curl_unix(None, fcm, "GET", "/control/received")
+            let received = target
+                .fcm_received()
                 .await
                 .map_err(|code| serde_json::json!({ "curl": code }))?;
-            let received: serde_json::Value = serde_json::from_str(&body).expect("json");
             let hit = received["received"]
                 .as_array()
                 .into_iter()
@@ -89,7 +75,7 @@ async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
         },
     )
     .await;
-    let poll = Duration::from_millis(mesh.topology.fcm_local.poll_interval_ms);
+    let poll = Duration::from_millis(target.mesh().topology.fcm_local.poll_interval_ms);
     println!(
         "push: delivered to the local FCM server {} ms after Create (poll interval {} ms)",
         latency.as_millis(),
@@ -97,12 +83,7 @@ async fn a_notification_created_with_grpcurl_reaches_fcm_and_is_processed() {
     );
 
     // Then it shows as processed, with the per-device outcome.
-    let egress = interlock_common::client::channel(
-        &format!("unix:{}", mesh.egress_socket("auth").display()),
-        interlock_common::client::Outbound::default(),
-    )
-    .expect("egress");
-    let notes = NotificationsInternalClient::new(egress);
+    let notes = NotificationsInternalClient::new(target.egress("auth"));
     let report = wait_until("the notification is processed", Patience::secs(10), || {
         let mut notes = notes.clone();
         let id = id.clone();

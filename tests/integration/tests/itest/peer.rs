@@ -2,9 +2,12 @@
 //! proven only by a forwarded SVID that chains to the bundle and that the
 //! policy allows.
 
+use std::time::Duration;
+
 use interlock_itest::{Caller, Stack};
 use interlock_proto::roles::v1::GetRolesRequest;
 use interlock_proto::roles::v1::roles_internal_client::RolesInternalClient;
+use interlock_testkit::{Patience, wait_until};
 use tonic::Code;
 
 use crate::assert_status;
@@ -106,6 +109,73 @@ async fn health_is_served_without_peer_checks() {
         .await
         .expect("health answers");
     assert_eq!(resp.into_inner().status, 1, "SERVING");
+}
+
+/// While a service's database refuses it, health turns NOT_SERVING; once
+/// the database lets it in again, SERVING — with no restart (the pool
+/// reconnects). The database is taken away the way an outage would: the
+/// service's login is disabled and its connections are terminated.
+#[tokio::test]
+async fn health_follows_the_database_without_a_restart() {
+    use tonic_health_proto::*;
+    let s = Stack::with_test_tokens().await;
+    let mut c = HealthClient::new(Caller::default().to(s.roles));
+    let status = |c: &mut HealthClient<_>| {
+        let mut c = c.clone();
+        async move {
+            c.check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+            .map_err(|e| e.code())
+        }
+    };
+    assert_eq!(status(&mut c).await, Ok(1), "SERVING at first");
+    let admin = sqlx::PgPool::connect(&interlock_itest::pg::admin_url())
+        .await
+        .expect("admin");
+    let role = &s.roles_db.role;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER ROLE {role} NOLOGIN; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+    )))
+    .execute(&admin)
+    .await
+    .expect("take the database away");
+    let c2 = c.clone();
+    wait_until(
+        "health turns NOT_SERVING",
+        Patience::secs(15).every(Duration::from_millis(200)),
+        || {
+            let mut c = c2.clone();
+            async move {
+                match status(&mut c).await {
+                    Ok(2) => Ok(()),
+                    other => Err(other),
+                }
+            }
+        },
+    )
+    .await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER ROLE {role} LOGIN")))
+        .execute(&admin)
+        .await
+        .expect("give the database back");
+    wait_until(
+        "health is SERVING again",
+        Patience::secs(15).every(Duration::from_millis(200)),
+        || {
+            let mut c = c.clone();
+            async move {
+                match status(&mut c).await {
+                    Ok(1) => Ok(()),
+                    other => Err(other),
+                }
+            }
+        },
+    )
+    .await;
 }
 
 mod tonic_health_proto {

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{curl_unix, edge, edge_channel, mesh};
+use interlock_e2e::{curl_unix, edge, edge_channel, target};
 use interlock_proto::auth::v1::GetJwksRequest;
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
 use prost::bytes::{Buf, BufMut};
@@ -144,9 +144,14 @@ fn cases() -> Vec<Case> {
 
 /// Restart counts of every process, from the supervisor (root's socket).
 async fn restarts() -> Vec<(String, u64)> {
-    let (_, body) = curl_unix(None, &mesh().control_socket(), "GET", "/processes")
-        .await
-        .expect("supervisor answers root");
+    let (_, body) = curl_unix(
+        None,
+        &target().local().control_socket(),
+        "GET",
+        "/processes",
+    )
+    .await
+    .expect("supervisor answers root");
     let doc: serde_json::Value = serde_json::from_str(&body).expect("processes JSON");
     let mut out: Vec<(String, u64)> = doc["data"]
         .as_array()
@@ -167,9 +172,10 @@ async fn restarts() -> Vec<(String, u64)> {
 /// restarts; the mesh answers afterwards.
 #[tokio::test]
 async fn hostile_requests_get_clean_errors_and_leave_the_mesh_serving() {
-    let m = mesh();
+    let target = target();
+    let m = target.local();
     let before = restarts().await;
-    let channel = edge_channel(&m).await;
+    let channel = edge_channel(&target).await;
     for Case {
         what,
         path,
@@ -204,10 +210,10 @@ async fn hostile_requests_get_clean_errors_and_leave_the_mesh_serving() {
             assert!(!message.contains(leak), "{what}: {message}");
         }
     }
-    slow_tls_handshake_is_cut_off(&m);
+    slow_tls_handshake_is_cut_off(m);
 
     // Still serving, and nothing was restarted.
-    let jwks = AuthServiceClient::new(edge(&m, None).await)
+    let jwks = AuthServiceClient::new(edge(&target, None).await)
         .get_jwks(GetJwksRequest {})
         .await
         .expect("the edge still serves");
@@ -248,8 +254,9 @@ fn slow_tls_handshake_is_cut_off(m: &interlock_mesh::Mesh) {
 /// auth keeps answering everyone else.
 #[tokio::test]
 async fn a_reflection_burst_from_one_client_is_rate_limited_at_the_edge() {
-    let m = mesh();
-    let channel = interlock_e2e::edge_channel_from(&m, "127.0.0.79".parse().expect("ip")).await;
+    let target = target();
+    let channel =
+        interlock_e2e::edge_channel_from(&target, "127.0.0.79".parse().expect("ip")).await;
     // ServerReflectionRequest { list_services: "" } (field 7).
     let list_services = vec![0x3a, 0x00];
     let calls: Vec<_> = (0..120)
@@ -286,7 +293,7 @@ async fn a_reflection_burst_from_one_client_is_rate_limited_at_the_edge() {
         answered >= 20,
         "the burst allowance was refused too: {answered}"
     );
-    AuthServiceClient::new(edge(&m, None).await)
+    AuthServiceClient::new(edge(&target, None).await)
         .get_jwks(GetJwksRequest {})
         .await
         .expect("auth still answers other clients");

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{admin_get, edge, mesh, register_and_login, unique_login};
+use interlock_e2e::{admin_get, edge, register_and_login, target, unique_login};
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
 
@@ -24,9 +24,10 @@ fn serials(certs: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn calls_keep_succeeding_across_two_svid_rotations() {
-    let mesh = mesh();
-    let pair = register_and_login(&mesh, &unique_login("steady")).await;
-    let mut users = UsersServiceClient::new(edge(&mesh, Some(&pair.access_token)).await);
+    let target = target();
+    let mesh = target.local();
+    let pair = register_and_login(&target, &unique_login("steady")).await;
+    let mut users = UsersServiceClient::new(edge(&target, Some(&pair.access_token)).await);
     let admin = mesh.admin_socket("users");
     let mut seen: Vec<String> = Vec::new();
     let (mut ok, mut failed) = (0u32, Vec::new());

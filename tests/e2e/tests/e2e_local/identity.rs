@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use interlock_e2e::logs::ProcessLog;
-use interlock_e2e::{ProbeEnvoy, as_workload, mesh, tool};
+use interlock_e2e::{ProbeEnvoy, as_workload, target, tool};
 use interlock_testkit::{Patience, wait_until};
 
 /// Whether the SPIRE agent's `log` records refusing process `pid` the
@@ -25,12 +25,13 @@ fn agent_refused(log: &str, pid: u32, id: &str) -> bool {
 /// probe's very process, and that probe holds no such certificate.
 #[tokio::test]
 async fn a_workload_cannot_obtain_another_workloads_svid() {
-    let mesh = mesh();
+    let target = target();
+    let mesh = target.local();
     let users_id = mesh.spiffe_id("users");
     let auth_id = mesh.spiffe_id("auth");
-    let agent_log = ProcessLog::of(&mesh, "spire-agent");
-    let own = ProbeEnvoy::start(&mesh, "users", &users_id, "roles");
-    let stolen = ProbeEnvoy::start(&mesh, "users", &auth_id, "roles");
+    let agent_log = ProcessLog::of(mesh, "spire-agent");
+    let own = ProbeEnvoy::start(mesh, "users", &users_id, "roles");
+    let stolen = ProbeEnvoy::start(mesh, "users", &auth_id, "roles");
     let looking = Patience::secs(30).every(Duration::from_millis(300));
     let (own, users_id) = (&own, &users_id);
     wait_until("users gets its own SVID", looking, || async move {
@@ -76,7 +77,8 @@ async fn a_workload_cannot_obtain_another_workloads_svid() {
 /// workload's gets no identity at all.
 #[test]
 fn an_unregistered_binary_gets_no_identity() {
-    let mesh = mesh();
+    let target = target();
+    let mesh = target.local();
     let agent = tool("spire-agent");
     // The tool is under root's cache; copy it where the user can run it.
     let copy = std::env::temp_dir().join(format!("spire-agent-{}", uuid::Uuid::new_v4().simple()));

@@ -6,11 +6,12 @@
 
 use std::process::Command;
 
-use interlock_e2e::{mesh, tool};
+use interlock_e2e::{target, tool};
 
 #[test]
 fn edge_tls_complies_with_mozilla_intermediate_per_sslyze() {
-    let m = mesh();
+    let target = target();
+    let m = target.local();
     // SNI and the certificate check use the name; the edge listens on IPv4.
     let target = format!("localhost:{}{{127.0.0.1}}", m.topology.edge.port);
     let out = Command::new(tool("sslyze"))

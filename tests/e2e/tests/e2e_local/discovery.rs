@@ -6,16 +6,17 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use interlock_e2e::{edge_addr, mesh, register_and_login, tool, unique_login};
+use interlock_e2e::{register_and_login, target, tool, unique_login};
 
 /// `curl` through the edge: (status, lower-cased headers, body).
 fn get(path: &str, extra: &[&str]) -> (u16, String, String) {
-    let m = mesh();
+    let target = target();
+    let m = target.local();
     let out = Command::new("curl")
         .args(["-sS", "-D", "/dev/stderr", "--cacert"])
         .arg(m.run_dir.join("edge-ca.pem"))
         .args(extra)
-        .arg(format!("https://{}{path}", edge_addr(&m)))
+        .arg(format!("https://{}{path}", target.edge_addr()))
         .output()
         .expect("run curl");
     let headers = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
@@ -43,7 +44,8 @@ fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
 /// "Jwt is missing"), are cacheable, and revalidate with 304.
 #[test]
 fn discovery_document_and_jwks_are_public_and_cacheable_at_the_edge() {
-    let m = mesh();
+    let target = target();
+    let m = target.local();
     let (status, headers, body) = get("/.well-known/openid-configuration", &[]);
     assert_eq!(status, 200, "{headers}{body}");
     assert_eq!(header(&headers, "content-type"), Some("application/json"));
@@ -95,15 +97,16 @@ fn discovery_document_and_jwks_are_public_and_cacheable_at_the_edge() {
 /// audience, expiry) and refuses the same token with a forged claim.
 #[tokio::test]
 async fn python_resource_server_verifies_a_token_with_keys_from_discovery_only() {
-    let m = mesh();
-    let pair = register_and_login(&m, &unique_login("pyjwt")).await;
+    let target = target();
+    let m = target.local();
+    let pair = register_and_login(&target, &unique_login("pyjwt")).await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/verify_token.py");
     let verify = |token: &str| {
         let mut child = Command::new(tool("interlock-python"))
             .arg(&script)
             .arg(format!(
                 "https://{}/.well-known/openid-configuration",
-                edge_addr(&m)
+                target.edge_addr()
             ))
             .arg(m.run_dir.join("edge-ca.pem"))
             .arg(interlock_common::settings::default_audience())
