@@ -28,7 +28,7 @@ use interlock_proto::notifications::v1::{
 };
 use interlock_proto::users::v1::GetMeRequest;
 use interlock_proto::users::v1::users_service_client::UsersServiceClient;
-use interlock_testkit::{Caller, Client, PASSWORD, login_request, register_request};
+use interlock_testkit::{Caller, Client, register_request};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tonic::transport::Channel;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use interlock_e2e::{edge, grpcurl, register_and_login, target, unique_login};
+use interlock_e2e::{grpcurl, register_and_login, target, unique_login};
 use interlock_proto::notifications::v1::GetDeliveryReportRequest;
 use interlock_proto::notifications::v1::notifications_internal_client::NotificationsInternalClient;
 use interlock_testkit::{Patience, wait_until};
