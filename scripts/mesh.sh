@@ -83,9 +83,13 @@ wait_ready() {
   until curl -sf --unix-socket "$MESH_EDGE_ADMIN_SOCKET" http://localhost/ready >/dev/null 2>&1; do
     # A process whose dependency failed is skipped: no point in waiting.
     if [ $SECONDS -ge $deadline ] || pc process list 2>/dev/null | grep -q Skipped; then
-      log "the mesh did not become ready; process states:"
-      pc process list -o wide >&2 || true
+      # Logs first, the process states last: what is restarting or was
+      # skipped is then at the end of a truncated CI log.
+      log "the mesh did not become ready; the logs' last lines:"
       for f in "$MESH_LOG_DIR"/*.log; do echo "== $f" >&2; tail -n 15 "$f" >&2; done
+      log "process states (restarts count crashes):"
+      pc process list -o wide >&2 || true
+      log "the mesh did not become ready in ${INTERLOCK_MESH_TIMEOUT:-240} s (logs: $MESH_LOG_DIR)"
       return 1
     fi
     sleep 1
