@@ -112,7 +112,7 @@ EOF
 # The confirmation code, from the mail the local SMTP server received:
 CODE=\$($MESH_BIN_DIR/interlock-mesh mail --to "\$LOGIN@example.com" --code)
 \$G -d @ localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/ConfirmEmail <<EOF
-{"login_or_email":"\$LOGIN","code":"\$CODE"}
+{"login_or_email":"\$LOGIN","code":"\$CODE","password":"correct horse battery"}
 EOF
 TOKEN=\$(\$G -d @ localhost:$MESH_EDGE_PORT interlock.auth.v1.AuthService/Login <<EOF | sed -n 's/.*"accessToken": "\(.*\)".*/\1/p'
 {"login_or_email":"\$LOGIN","password":"correct horse battery"}

@@ -22,8 +22,26 @@ pub fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, ApiError>
     }
 }
 
-/// Human text: trimmed, `min..=max` characters, no control characters.
+/// Human text: trimmed, `min..=max` characters, no control characters
+/// but line breaks.
 pub fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, ApiError> {
+    human(field, value, min, max, true)
+}
+
+/// One line of human text (a name, an identifier): as [`text`], without
+/// line breaks either, so it cannot start lines of its own where it is
+/// quoted (an email, a log line).
+pub fn line(field: &str, value: &str, min: usize, max: usize) -> Result<String, ApiError> {
+    human(field, value, min, max, false)
+}
+
+fn human(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+    line_breaks: bool,
+) -> Result<String, ApiError> {
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
     if chars < min {
@@ -39,10 +57,17 @@ pub fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, 
             format!("must be at most {max} characters"),
         ));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && !(line_breaks && c == '\n'))
+    {
         return Err(ApiError::invalid(
             field,
-            "must not contain control characters",
+            if line_breaks {
+                "must not contain control characters"
+            } else {
+                "must be one line without control characters"
+            },
         ));
     }
     Ok(trimmed.to_owned())
@@ -111,6 +136,11 @@ mod tests {
             message(text("first_name", "a\u{7}b", 1, 5).unwrap_err()),
             "first_name: must not contain control characters"
         );
+        assert_eq!(
+            message(line("first_name", "Ada,\n\nVisit evil", 1, 50).unwrap_err()),
+            "first_name: must be one line without control characters"
+        );
+        assert_eq!(text("text", "two\nlines", 1, 50).unwrap(), "two\nlines");
         let ids = vec![Uuid::new_v4().to_string(), "x".into()];
         assert_eq!(
             message(uuid_list("ids", &ids, 10).unwrap_err()),

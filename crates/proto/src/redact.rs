@@ -59,6 +59,7 @@ impl fmt::Debug for ConfirmEmailRequest {
         f.debug_struct("ConfirmEmailRequest")
             .field("login_or_email", &self.login_or_email)
             .field("code", &REDACTED)
+            .field("password", &REDACTED)
             .finish()
     }
 }
@@ -121,6 +122,7 @@ mod tests {
         let confirm = ConfirmEmailRequest {
             login_or_email: "alice".into(),
             code: "81726354".into(),
+            password: "confirm-secret-pw".into(),
         };
         let reset = ResetPasswordRequest {
             login_or_email: "alice".into(),
@@ -138,6 +140,7 @@ mod tests {
             "eyJ.access",
             "refresh-secret",
             "81726354",
+            "confirm-secret-pw",
             "18273645",
             "new-secret-pw",
             "old-secret-pw",

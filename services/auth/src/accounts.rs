@@ -5,6 +5,9 @@
 //! Answers never tell whether an account exists: a resend or reset for an
 //! unknown (or already confirmed) account answers like one that sent an
 //! email, and a code for an unknown account is refused like a wrong code.
+//! Confirming takes the account's password too (refused like a wrong
+//! login, under Login's budget), so the recipient of a mail for an account
+//! someone else made in their name cannot confirm it.
 //! Emails are throttled per typed account and per client address, codes
 //! presented per client address, and a code burns after a few wrong tries
 //! ([`crate::codes`]). Changing or resetting a password ends the account's
@@ -30,10 +33,24 @@ pub async fn confirm_email(
     s: &AuthState,
     account: &AccountRef,
     code: &EmailCode,
+    password: &Password,
     address: &str,
 ) -> Result<Uuid, AuthError> {
     code_check_allowed(s, address).await?;
-    let Some(user) = active(s, account).await?.filter(|u| !u.email_verified()) else {
+    // The password first: whoever received the mail of an account made in
+    // their name cannot confirm it (it would then be theirs, with a
+    // password someone else chose). An unknown account is checked against
+    // a dummy hash and refused the same way.
+    let found = active(s, account).await?;
+    let key = found.as_ref().map_or_else(
+        || AccountKey::unknown(account.as_str()),
+        |c| AccountKey::User(c.user_id),
+    );
+    if !password_matches(s, found.as_ref(), &key, password, address).await? {
+        tracing::info!("email confirmation refused: credentials");
+        return Err(AuthError::InvalidCredentials);
+    }
+    let Some(user) = found.filter(|u| !u.email_verified()) else {
         return Err(AuthError::InvalidCode);
     };
     let mut tx = s.pool.begin().await?;
@@ -158,31 +175,11 @@ pub async fn change_password(
     let key = AccountKey::User(account.user_id);
     // A stolen access token must not become a way to guess the password
     // faster than Login allows: the same per-account budget.
-    let reservation =
-        match throttle::reserve_login(&s.pool, &s.throttle, &key, address, Utc::now()).await? {
-            Attempt::Reserved(r) => r,
-            Attempt::Throttled { retry_after } => {
-                return Err(AuthError::Throttled { retry_after });
-            }
-        };
-    let presented = current.0.expose_secret();
-    let verified = match s
-        .hasher
-        .verify(Lane::Login, presented, Some(&account.password_hash))
-        .await
-    {
-        Ok(v) => v,
-        Err(busy) => {
-            throttle::release(&s.pool, reservation).await?;
-            return Err(busy.into());
-        }
-    };
-    if !verified {
+    if !password_matches(s, Some(&account), &key, current, address).await? {
         tracing::info!(user_id = %account.user_id, "password change refused");
         return Err(AuthError::WrongCurrentPassword);
     }
-    throttle::login_succeeded(&s.pool, reservation, &key).await?;
-    if presented == new_password.0.expose_secret() {
+    if current.0.expose_secret() == new_password.0.expose_secret() {
         return Err(AuthError::SamePassword);
     }
     let hash = s.hasher.hash(&new_password.0).await?;
@@ -202,6 +199,43 @@ pub async fn change_password(
 }
 
 /// The active account `account` names, if any.
+/// Whether `presented` is the password of `found` (checked against a
+/// dummy hash when there is no account, so it takes as long), within
+/// Login's budgets for `key` and `address`: a failure counts like a failed
+/// login, a success clears the account's failures.
+async fn password_matches(
+    s: &AuthState,
+    found: Option<&Credential>,
+    key: &AccountKey,
+    presented: &Password,
+    address: &str,
+) -> Result<bool, AuthError> {
+    let reservation =
+        match throttle::reserve_login(&s.pool, &s.throttle, key, address, Utc::now()).await? {
+            Attempt::Reserved(r) => r,
+            Attempt::Throttled { retry_after } => {
+                return Err(AuthError::Throttled { retry_after });
+            }
+        };
+    let hash = found.map(|c| c.password_hash.as_str());
+    let verified = match s
+        .hasher
+        .verify(Lane::Login, presented.0.expose_secret(), hash)
+        .await
+    {
+        Ok(v) => v && found.is_some(),
+        Err(busy) => {
+            // No guess was checked: the attempt does not count.
+            throttle::release(&s.pool, reservation).await?;
+            return Err(busy.into());
+        }
+    };
+    if verified {
+        throttle::login_succeeded(&s.pool, reservation, key).await?;
+    }
+    Ok(verified)
+}
+
 async fn active(s: &AuthState, account: &AccountRef) -> Result<Option<Credential>, AuthError> {
     Ok(store::find_by_login_or_email(&s.pool, account.as_str())
         .await?

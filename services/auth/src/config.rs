@@ -301,34 +301,87 @@ impl Settings {
             p.push("accounts: email and code limits must be positive".into());
         }
         if let Some(e) = &self.email {
-            if e.smtp_host.trim().is_empty() {
-                p.push("email.smtp_host: is required".into());
-            }
-            if e.smtp_port == 0 {
-                p.push("email.smtp_port: must be 1 to 65535".into());
-            }
-            if e.from.parse::<lettre::message::Mailbox>().is_err() {
-                p.push(
-                    "email.from: must be an address like Interlock <no-reply@example.com>".into(),
-                );
-            }
-            if e.product_name.trim().is_empty() || e.product_name.len() > 100 {
-                p.push("email.product_name: must be 1 to 100 characters".into());
-            }
-            if !(1..=20).contains(&e.max_attempts) {
-                p.push("email.max_attempts: must be 1 to 20".into());
-            }
-            if !(1..=300).contains(&e.timeout_secs) {
-                p.push("email.timeout_secs: must be 1 to 300".into());
-            }
-            if e.username.is_some() != e.password.is_some() {
-                p.push("email: give both username and password, or neither".into());
-            }
-            if let Some(ca) = &e.tls_ca_file
-                && !ca.is_file()
-            {
-                p.push(format!("email.tls_ca_file: {} is not a file", ca.display()));
-            }
+            e.check(p);
         }
+    }
+}
+
+impl EmailConfig {
+    /// Every problem with `[email]`.
+    fn check(&self, p: &mut Vec<String>) {
+        let e = self;
+        if e.smtp_host.trim().is_empty() {
+            p.push("email.smtp_host: is required".into());
+        }
+        if e.smtp_port == 0 {
+            p.push("email.smtp_port: must be 1 to 65535".into());
+        }
+        if e.from.parse::<lettre::message::Mailbox>().is_err() {
+            p.push("email.from: must be an address like Interlock <no-reply@example.com>".into());
+        }
+        if e.product_name.trim().is_empty() || e.product_name.len() > 100 {
+            p.push("email.product_name: must be 1 to 100 characters".into());
+        }
+        if !(1..=20).contains(&e.max_attempts) {
+            p.push("email.max_attempts: must be 1 to 20".into());
+        }
+        if !(1..=300).contains(&e.timeout_secs) {
+            p.push("email.timeout_secs: must be 1 to 300".into());
+        }
+        if e.username.is_some() != e.password.is_some() {
+            p.push("email: give both username and password, or neither".into());
+        }
+        // Opportunistic TLS can be stripped by anyone on the path, and
+        // the login would then cross it in clear text.
+        if e.username.is_some() && e.tls == SmtpTls::Opportunistic {
+            p.push(
+                "email: credentials need tls = \"starttls\" or \"implicit\", not \"opportunistic\""
+                    .into(),
+            );
+        }
+        if let Some(ca) = &e.tls_ca_file
+            && !ca.is_file()
+        {
+            p.push(format!("email.tls_ca_file: {} is not a file", ca.display()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email(tls: &str, login: bool) -> EmailConfig {
+        let mut v = serde_json::json!({
+            "smtp_host": "mail.example.com",
+            "smtp_port": 587,
+            "from": "Interlock <no-reply@example.com>",
+            "tls": tls,
+        });
+        if login {
+            v["username"] = "interlock".into();
+            v["password"] = "s3cret".into();
+        }
+        serde_json::from_value(v).expect("email config")
+    }
+
+    fn problems(e: &EmailConfig) -> Vec<String> {
+        let mut p = Vec::new();
+        e.check(&mut p);
+        p
+    }
+
+    /// SMTP credentials only travel over TLS that cannot be stripped.
+    #[test]
+    fn smtp_credentials_are_refused_with_opportunistic_tls() {
+        assert_eq!(
+            problems(&email("opportunistic", true)),
+            vec![
+                "email: credentials need tls = \"starttls\" or \"implicit\", not \"opportunistic\""
+            ]
+        );
+        assert!(problems(&email("starttls", true)).is_empty());
+        assert!(problems(&email("implicit", true)).is_empty());
+        assert!(problems(&email("opportunistic", false)).is_empty());
     }
 }

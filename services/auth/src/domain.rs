@@ -139,8 +139,8 @@ impl Registration {
             login: Login::parse("login", &req.login)?,
             email: Email::parse("email", &req.email)?,
             password: NewPassword::parse("password", &req.password)?,
-            first_name: validate::text("first_name", &req.first_name, 1, 100)?,
-            last_name: validate::text("last_name", &req.last_name, 1, 100)?,
+            first_name: validate::line("first_name", &req.first_name, 1, 100)?,
+            last_name: validate::line("last_name", &req.last_name, 1, 100)?,
         })
     }
 }

@@ -90,8 +90,20 @@ pub async fn login(
     }
     let refresh = tokens::new_refresh_token();
     let expires_at = now + s.tokens.refresh_ttl;
-    let session_id =
-        store::create_session(&s.pool, user.user_id, &refresh.hash, expires_at).await?;
+    let Some(session_id) = store::create_session(
+        &s.pool,
+        user.user_id,
+        &user.password_hash,
+        &refresh.hash,
+        expires_at,
+    )
+    .await?
+    else {
+        // The password changed (or the account left `active`) while
+        // bcrypt ran: the verified password is no longer the account's.
+        tracing::info!(user_id = %user.user_id, "login failed: the password changed meanwhile");
+        return Err(AuthError::InvalidCredentials);
+    };
     tracing::info!(user_id = %user.user_id, %session_id, "logged in");
     issue(s, user.user_id, session_id, refresh.token, expires_at).await
 }

@@ -259,7 +259,7 @@ async fn deliver(
                 return;
             }
             Err(error) if !error.is_permanent() && attempt < max_attempts => {
-                tracing::warn!(kind, %user_id, attempt, error = %error, "email delivery failed; retrying");
+                tracing::warn!(kind, %user_id, attempt, error = %failure(&error), "email delivery failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }
@@ -269,13 +269,31 @@ async fn deliver(
                     %user_id,
                     attempt,
                     permanent = error.is_permanent(),
-                    error = %error,
+                    error = %failure(&error),
                     "email not sent"
                 );
                 return;
             }
         }
     }
+}
+
+/// What went wrong with a send, without the server's text: an SMTP reply
+/// often quotes the recipient's address, which logs never carry.
+fn failure(e: &lettre::transport::smtp::Error) -> String {
+    if let Some(code) = e.status() {
+        return format!("SMTP reply {code}");
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_tls() {
+        "TLS handshake or certificate"
+    } else if e.is_client() {
+        "refused by the client (bad message or address)"
+    } else {
+        "connection or protocol"
+    };
+    kind.to_owned()
 }
 
 fn build(from: &Mailbox, product: &str, m: &Outgoing) -> anyhow::Result<Message> {

@@ -127,7 +127,9 @@ impl AuthService for Auth {
         let r = req.get_ref();
         let account = AccountRef::parse("login_or_email", &r.login_or_email)?;
         let code = EmailCode::parse("code", &r.code)?;
-        let user_id = accounts::confirm_email(&self.0, &account, &code, &address).await?;
+        let password = Password::parse("password", &r.password)?;
+        let user_id =
+            accounts::confirm_email(&self.0, &account, &code, &password, &address).await?;
         Ok(Response::new(ConfirmEmailResponse {
             user_id: user_id.to_string(),
         }))

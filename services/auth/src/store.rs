@@ -253,8 +253,11 @@ pub async fn set_password(
     .execute(&mut *conn)
     .await?;
     let ended = sqlx::query(
+        // Expired sessions too: a refresh just before a session's end
+        // issued an access token that outlives it, and only a revoked
+        // session puts that token on the revocation list.
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
-         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+         WHERE user_id = $1 AND revoked_at IS NULL
            AND ($3::uuid IS NULL OR id <> $3)",
     )
     .bind(user_id)
@@ -303,16 +306,34 @@ pub async fn stale_pending(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result
     .await
 }
 
-/// Starts a session with its first refresh token.
+/// Starts a session with its first refresh token, if the account is still
+/// active with the password hash the login verified; `None` when it is not
+/// (a reset or change committed while bcrypt ran). The account's row is
+/// share-locked until the session exists, so a concurrent password update
+/// either waits and then revokes this session with the others, or commits
+/// first and this login is refused.
 #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
 pub async fn create_session(
     pool: &PgPool,
     user_id: Uuid,
+    verified_hash: &str,
     refresh_hash: &[u8],
     expires_at: DateTime<Utc>,
-) -> sqlx::Result<Uuid> {
+) -> sqlx::Result<Option<Uuid>> {
     let session_id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
+    let current = sqlx::query_scalar::<_, i32>(
+        "SELECT 1 FROM credentials
+         WHERE user_id = $1 AND password_hash = $2 AND status = 'active'
+         FOR SHARE",
+    )
+    .bind(user_id)
+    .bind(verified_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if current.is_none() {
+        return Ok(None);
+    }
     sqlx::query("INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
         .bind(session_id)
         .bind(user_id)
@@ -321,7 +342,7 @@ pub async fn create_session(
         .await?;
     insert_refresh(&mut tx, refresh_hash, session_id, expires_at).await?;
     tx.commit().await?;
-    Ok(session_id)
+    Ok(Some(session_id))
 }
 
 async fn insert_refresh(

@@ -22,7 +22,7 @@ pub const MAX_RECIPIENTS: usize = 10_000;
 const MAX_IDS: usize = 1000;
 
 fn worker_id(v: &str) -> Result<String, ApiError> {
-    validate::text("worker_id", v, 1, 128)
+    validate::line("worker_id", v, 1, 128)
 }
 
 /// A ReportDeliveries request, parsed.
@@ -107,11 +107,11 @@ impl NotificationsInternal for Notifications {
     ) -> Result<Response<CreateResponse>, Status> {
         let by = context::peer(&req)?.spiffe_id.clone();
         let b = req.get_ref();
-        let text = validate::text("text", &b.text, 1, MAX_TEXT)?;
+        let text = validate::line("text", &b.text, 1, MAX_TEXT)?;
         let recipients = validate::uuid_list("recipient_ids", &b.recipient_ids, MAX_RECIPIENTS)?;
         let request_id = match b.request_id.as_str() {
             "" => None,
-            r => Some(validate::text("request_id", r, 1, 128)?),
+            r => Some(validate::line("request_id", r, 1, 128)?),
         };
         let created =
             store::create(&self.0.pool, &text, &recipients, &by, request_id.as_deref()).await?;

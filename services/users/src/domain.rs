@@ -21,10 +21,10 @@ impl NewProfile {
     pub fn parse(req: &CreateUserRequest) -> Result<Self, ApiError> {
         Ok(Self {
             id: validate::uuid("id", &req.id)?,
-            login: validate::text("login", &req.login, 3, 32)?.to_ascii_lowercase(),
-            email: validate::text("email", &req.email, 3, 254)?.to_ascii_lowercase(),
-            first_name: validate::text("first_name", &req.first_name, 1, 100)?,
-            last_name: validate::text("last_name", &req.last_name, 1, 100)?,
+            login: validate::line("login", &req.login, 3, 32)?.to_ascii_lowercase(),
+            email: validate::line("email", &req.email, 3, 254)?.to_ascii_lowercase(),
+            first_name: validate::line("first_name", &req.first_name, 1, 100)?,
+            last_name: validate::line("last_name", &req.last_name, 1, 100)?,
         })
     }
 }
@@ -45,17 +45,17 @@ impl ProfileChanges {
             first_name: req
                 .first_name
                 .as_deref()
-                .map(|v| validate::text("first_name", v, 1, 100))
+                .map(|v| validate::line("first_name", v, 1, 100))
                 .transpose()?,
             last_name: req
                 .last_name
                 .as_deref()
-                .map(|v| validate::text("last_name", v, 1, 100))
+                .map(|v| validate::line("last_name", v, 1, 100))
                 .transpose()?,
             display_name: req
                 .display_name
                 .as_deref()
-                .map(|v| validate::text("display_name", v, 0, 100))
+                .map(|v| validate::line("display_name", v, 0, 100))
                 .transpose()?,
             locale: req.locale.as_deref().map(locale).transpose()?,
             time_zone: req.time_zone.as_deref().map(time_zone).transpose()?,

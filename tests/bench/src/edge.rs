@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use interlock_e2e::{Target, register_and_login, register_and_login_over};
+use interlock_e2e::{Target, register_and_login_over};
 use interlock_mesh::Mesh;
 use interlock_proto::auth::v1::RefreshRequest;
 use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
@@ -47,7 +47,14 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
     let mut f = Fragment::new(phase);
     println!("connecting {CONNECTIONS} clients to the edge");
     let channels = channels(&mesh).await?;
-    let user = register_and_login(&Target::Local(mesh.clone()), &unique("bench")).await;
+    // Over the bench's own client address: auth limits registrations per
+    // address, and the e2e suite's users came from 127.0.0.1.
+    let user = register_and_login_over(
+        &Target::Local(mesh.clone()),
+        Caller::default().over(channels[0].clone()),
+        &unique("bench"),
+    )
+    .await;
     let as_user = |ch: &Channel| {
         Caller::default()
             .with_token(&user.access_token)
@@ -83,7 +90,12 @@ pub async fn run(plan: Plan, phase: &str, out: &Path) -> anyhow::Result<()> {
 pub async fn probe(rate: f64, duration: Duration) -> anyhow::Result<()> {
     let mesh = interlock_e2e::mesh();
     let channels = channels(&mesh).await?;
-    let user = register_and_login(&Target::Local(mesh.clone()), &unique("probe")).await;
+    let user = register_and_login_over(
+        &Target::Local(mesh.clone()),
+        Caller::default().over(channels[0].clone()),
+        &unique("probe"),
+    )
+    .await;
     let users: Vec<_> = channels[..USER_CONNECTIONS]
         .iter()
         .map(|ch| {

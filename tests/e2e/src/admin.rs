@@ -75,7 +75,7 @@ async fn admin(target: &Target) -> Credentials {
         .expect("register the e2e admin")
         .into_inner();
     if registered.email_verification_required {
-        crate::confirm_email(target, &made.login).await;
+        crate::confirm_email(target, &made.login, &made.password).await;
     }
     bootstrap_admin(target, &registered.user_id);
     write_secret(&file, &format!("{}:{}", made.login, made.password));

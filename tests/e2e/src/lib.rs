@@ -418,7 +418,7 @@ pub async fn register_and_login_over(
         .unwrap_or_else(|s| panic!("register {login}: {s:?}"))
         .into_inner();
     if out.email_verification_required {
-        confirm_email_over(target, client, login).await;
+        confirm_email_over(target, client, login, PASSWORD).await;
     }
     auth.login(login_request(login, PASSWORD))
         .await
@@ -428,11 +428,11 @@ pub async fn register_and_login_over(
 
 /// Confirms the address of `login` (registered as `<login>@example.com`)
 /// with the newest code mailed to it.
-pub async fn confirm_email(target: &Target, login: &str) {
-    confirm_email_over(target, edge(target, None).await, login).await;
+pub async fn confirm_email(target: &Target, login: &str, password: &str) {
+    confirm_email_over(target, edge(target, None).await, login, password).await;
 }
 
-async fn confirm_email_over(target: &Target, client: Client, login: &str) {
+async fn confirm_email_over(target: &Target, client: Client, login: &str, password: &str) {
     use interlock_proto::auth::v1::ConfirmEmailRequest;
     use interlock_proto::auth::v1::auth_service_client::AuthServiceClient;
     let mails = wait_for_mail(target, &format!("{login}@example.com"), 1).await;
@@ -444,6 +444,7 @@ async fn confirm_email_over(target: &Target, client: Client, login: &str) {
         .confirm_email(ConfirmEmailRequest {
             login_or_email: login.into(),
             code,
+            password: password.into(),
         })
         .await
         .unwrap_or_else(|s| panic!("confirm {login}: {s:?}"));

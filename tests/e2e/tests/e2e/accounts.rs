@@ -42,6 +42,7 @@ async fn login_through_the_edge_waits_for_the_mailed_code() {
         .confirm_email(ConfirmEmailRequest {
             login_or_email: login.clone(),
             code,
+            password: PASSWORD.into(),
         })
         .await
         .expect("confirm through the edge")

@@ -55,7 +55,9 @@ fn grpcurl_register_login_get_me() {
     )
     .expect("the confirmation mail");
     let code = mails[0].code().expect("a code");
-    let confirm = format!(r#"{{"login_or_email":"{login}","code":"{code}"}}"#);
+    let confirm = format!(
+        r#"{{"login_or_email":"{login}","code":"{code}","password":"correct horse battery"}}"#
+    );
     let out = grpcurl(
         &target,
         &["-d", &confirm],

@@ -186,7 +186,7 @@ async fn sidecars_get_svids_again_after_the_spire_agent_is_killed() {
         },
     )
     .await;
-    interlock_e2e::confirm_email(target, login).await;
+    interlock_e2e::confirm_email(target, login, PASSWORD).await;
     let seen = wait_until(
         "GetMe through users' restarted sidecar",
         Patience::secs(30).every(Duration::from_secs(1)),

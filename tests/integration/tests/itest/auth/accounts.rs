@@ -51,6 +51,7 @@ fn confirm(login: &str, code: &str) -> ConfirmEmailRequest {
     ConfirmEmailRequest {
         login_or_email: login.into(),
         code: code.into(),
+        password: PASSWORD.into(),
     }
 }
 
@@ -419,4 +420,85 @@ async fn a_failed_registration_stores_no_code_and_sends_no_mail() {
     assert_eq!((codes, active), (0, 0));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(interlock_mesh::mail::messages_to(&smtp.maildir, &email(&login)).is_empty());
+}
+
+/// A login checks the password with bcrypt before it starts the session; a
+/// reset or change committed in between must not leave that login a
+/// session the new password never authorised. The session starts only
+/// while the account still has the hash the login verified.
+#[tokio::test]
+async fn a_login_verified_against_a_replaced_password_starts_no_session() {
+    let (s, smtp) = stack().await;
+    let mut auth = edge(&s);
+    let login = unique("raced");
+    let code = register_unconfirmed(&mut auth, &smtp, &login).await;
+    auth.confirm_email(confirm(&login, &code))
+        .await
+        .expect("confirm");
+    let db = auth_db(&s).await;
+    let (user_id, verified): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT user_id, password_hash FROM credentials WHERE login = $1")
+            .bind(&login)
+            .fetch_one(&db)
+            .await
+            .expect("the account");
+    let expires = chrono::Utc::now() + chrono::Duration::days(1);
+
+    // The password is replaced after the (simulated) bcrypt check.
+    sqlx::query("UPDATE credentials SET password_hash = $2 WHERE user_id = $1")
+        .bind(user_id)
+        .bind(format!("{verified}-replaced"))
+        .execute(&db)
+        .await
+        .expect("replace the hash");
+    let started =
+        interlock_auth::store::create_session(&db, user_id, &verified, &[1u8; 32], expires)
+            .await
+            .expect("query");
+    assert_eq!(started, None, "a session from the replaced password");
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(&db)
+        .await
+        .expect("count");
+    assert_eq!(sessions, 0);
+
+    // With the account's current hash the session starts.
+    let current = format!("{verified}-replaced");
+    let started =
+        interlock_auth::store::create_session(&db, user_id, &current, &[2u8; 32], expires)
+            .await
+            .expect("query");
+    assert!(started.is_some());
+}
+
+/// Someone registers an account in another person's address; its mail
+/// reaches that person, who enters the code with a password of their
+/// own. The confirmation is refused like a wrong login, so the account
+/// its maker controls never becomes a confirmed one.
+#[tokio::test]
+async fn the_mails_recipient_cannot_confirm_an_account_someone_else_made() {
+    let (s, smtp) = stack().await;
+    let mut auth = edge(&s);
+    let login = unique("squat");
+    let code = register_unconfirmed(&mut auth, &smtp, &login).await;
+    let victims = ConfirmEmailRequest {
+        password: "the recipient's own password".into(),
+        ..confirm(&email(&login), &code)
+    };
+    assert_status(
+        auth.confirm_email(victims).await,
+        Code::Unauthenticated,
+        "invalid login or password",
+    );
+    assert_status(
+        auth.login(login_request(&login, PASSWORD)).await,
+        Code::FailedPrecondition,
+        "email address is not confirmed",
+    );
+    // The code was not used up by the refused attempt: the maker, who
+    // knows the password, can still confirm.
+    auth.confirm_email(confirm(&login, &code))
+        .await
+        .expect("the password's owner confirms");
 }
