@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use interlock_common::client::{Outbound, channel};
+use interlock_e2e::{Target, register_and_login_over};
 use interlock_mesh::Mesh;
 use interlock_proto::users::v1::BatchGetUsersRequest;
 use interlock_proto::users::v1::users_internal_client::UsersInternalClient;
-use interlock_testkit::{Caller, register_and_login};
+use interlock_testkit::Caller;
 use tonic::transport::Channel;
 
 use crate::Plan;
@@ -32,9 +33,13 @@ pub async fn run(
         let ch = channels[(i + 40) % channels.len()].clone();
         let login = crate::edge::unique("bbatch");
         ids.push(
-            register_and_login(Caller::default().over(ch), &login)
-                .await
-                .user_id,
+            register_and_login_over(
+                &Target::Local(mesh.clone()),
+                Caller::default().over(ch),
+                &login,
+            )
+            .await
+            .user_id,
         );
     }
     let egress = channel(
